@@ -1,0 +1,22 @@
+"""toposweep: train -> (hessian -> landscape -> topology ->) aggregate, for every run of a sweep.
+
+Run `snakemake --cores all` (default config: config/config.yaml), or pass another sweep with
+`--configfile config/paper/<name>.yaml`.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),

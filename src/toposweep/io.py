@@ -1,0 +1,119 @@
+"""File formats and atomic writes: every output appears whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+CHECKPOINT_KEYS = ("state_dict", "run_config", "problem", "status", "hash", "config_hash")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A crash (or SIGKILL) mid-write leaves at most a stray `.tmp` file, never a truncated output
+    that a later stage would trust.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically. Non-finite floats are kept as NaN/Infinity tokens (Python's json
+    reads them back), never replaced."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def config_hash(run_config: dict) -> str:
+    """SHA-256 of the canonical JSON of a run's resolved configuration."""
+    text = json.dumps(run_config, sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def state_dict_hash(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of every tensor, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    run_config: dict,
+    problem: str,
+    status: str,
+) -> str:
+    """Save {state_dict, run_config, problem, status, hash, config_hash}; return the content hash."""
+    cpu_state = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
+    content = state_dict_hash(cpu_state)
+    payload = {
+        "state_dict": cpu_state,
+        "run_config": run_config,
+        "problem": problem,
+        "status": status,
+        "hash": content,
+        "config_hash": config_hash(run_config),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return content
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint and verify its content hash, so a corrupted file is never used."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [key for key in CHECKPOINT_KEYS if key not in payload]
+    if missing:
+        raise ValueError(f"{path}: not a toposweep checkpoint (missing keys {missing})")
+    actual = state_dict_hash(payload["state_dict"])
+    if actual != payload["hash"]:
+        raise ValueError(f"{path}: content hash mismatch (stored {payload['hash'][:12]}, got {actual[:12]})")
+    return payload

@@ -1,0 +1,154 @@
+"""1-D convection PINN of Krishnapriyan et al. (2021): u_t + beta u_x = 0, u(x, 0) = sin(x), periodic."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jvp
+
+from .base import Problem, TrainingCurve, check_finite, detached_parameters
+
+FieldFunction = Callable[[torch.Tensor], torch.Tensor]
+
+
+def convection_mlp(hidden_layers: int = 4, hidden_width: int = 50) -> nn.Sequential:
+    """(x, t) -> hidden tanh layers -> u; default nn.Linear initialisation, as the reference."""
+    layers: list[nn.Module] = []
+    width_in = 2
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(width_in, hidden_width), nn.Tanh()]
+        width_in = hidden_width
+    layers.append(nn.Linear(width_in, 1))
+    return nn.Sequential(*layers)
+
+
+def convection_residual(u: FieldFunction, points: torch.Tensor, beta: float) -> torch.Tensor:
+    """f = u_t + beta u_x at `points` (rows (x, t)), as one forward-mode derivative of u along
+    (beta, 1): exact, and composable with grad, vmap and HVPs (unlike nested autograd.grad)."""
+    direction = points.new_tensor([beta, 1.0]).expand_as(points)
+    _, derivative = jvp(u, (points,), (direction,))
+    return derivative
+
+
+def exact_solution(x: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
+    return np.sin(x - beta * t)
+
+
+class PinnConvection(Problem):
+    """Full-batch PINN training on the reference's 256 x 100 grid with N_f collocation points."""
+
+    name = "pinn_convection"
+
+    def __init__(self, settings: dict[str, Any], seed: int, device: torch.device | str = "cpu"):
+        super().__init__(settings, seed, device)
+        s = self.settings
+        self.beta = float(s["beta"])
+        x = np.linspace(0.0, 2.0 * math.pi, s["x_points"], endpoint=False)
+        t = np.linspace(0.0, 1.0, s["t_points"])
+        self.x, self.t = x, t
+        grid_x, grid_t = np.meshgrid(x, t)  # shape (t_points, x_points)
+        self.u_exact = exact_solution(grid_x, grid_t, self.beta)
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
+        self.grid_points = as_tensor(np.stack([grid_x.ravel(), grid_t.ravel()], axis=1))
+        self.initial_points = as_tensor(np.stack([x, np.zeros_like(x)], axis=1))
+        self.initial_values = as_tensor(np.sin(x)[:, None])
+        self.lower_boundary = as_tensor(np.stack([np.zeros_like(t), t], axis=1))
+        self.upper_boundary = as_tensor(np.stack([np.full_like(t, 2.0 * math.pi), t], axis=1))
+        self.collocation_points = as_tensor(self.sample_collocation(x, t))
+
+    @classmethod
+    def settings_errors(cls, settings: dict[str, Any]) -> list[str]:
+        interior = (settings["x_points"] - 1) * (settings["t_points"] - 1)
+        if settings["n_collocation"] > interior:
+            return [f"n_collocation={settings['n_collocation']} exceeds the {interior} interior "
+                    f"grid points ((x_points - 1) * (t_points - 1))"]
+        return []
+
+    def sample_collocation(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """N_f interior points (t > 0, x > 0), without replacement, from `collocation_seed`."""
+        interior_x, interior_t = np.meshgrid(x[1:], t[1:])
+        interior = np.stack([interior_x.ravel(), interior_t.ravel()], axis=1)
+        n = self.settings["n_collocation"]
+        if n > len(interior):
+            raise ValueError(
+                f"settings.n_collocation={n} exceeds the {len(interior)} interior grid points"
+            )
+        rng = np.random.default_rng(self.settings["collocation_seed"])
+        return interior[rng.choice(len(interior), size=n, replace=False)]
+
+    def build_model(self) -> nn.Module:
+        model = convection_mlp(self.settings["hidden_layers"], self.settings["hidden_width"])
+        return model.to(self.device)
+
+    def loss_terms(self, u: FieldFunction) -> dict[str, torch.Tensor]:
+        """Initial-condition MSE, periodic-boundary MSE and PDE-residual MSE of a field function."""
+        initial = torch.mean((u(self.initial_points) - self.initial_values) ** 2)
+        boundary = torch.mean((u(self.lower_boundary) - u(self.upper_boundary)) ** 2)
+        residual = torch.mean(convection_residual(u, self.collocation_points, self.beta) ** 2)
+        return {"loss": initial + boundary + residual, "loss_initial": initial,
+                "loss_boundary": boundary, "loss_residual": residual}
+
+    def train(
+        self, model: nn.Module, curve: TrainingCurve, resume_path: Path | None = None
+    ) -> dict[str, float]:
+        """One full-batch L-BFGS `.step()` (strong Wolfe), or `max_iter` Adam steps.
+
+        L-BFGS runs are seconds to minutes, so they restart from scratch rather than resume.
+        """
+        s = self.settings
+        evaluations = 0
+
+        def closure() -> torch.Tensor:
+            nonlocal evaluations
+            optimizer.zero_grad()
+            terms = self.loss_terms(model)
+            check_finite(terms["loss"], evaluations)
+            terms["loss"].backward()
+            curve.record(step=evaluations, **{k: float(v.detach()) for k, v in terms.items()})
+            evaluations += 1
+            return terms["loss"]
+
+        if s["optimizer"] == "lbfgs":
+            optimizer = torch.optim.LBFGS(
+                model.parameters(), lr=s["lr"], max_iter=s["max_iter"], max_eval=None,
+                history_size=s["history_size"], tolerance_grad=s["tolerance_grad"],
+                tolerance_change=s["tolerance_change"], line_search_fn="strong_wolfe",
+            )
+            optimizer.step(closure)
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"])
+            for _ in range(s["max_iter"]):
+                optimizer.step(closure)
+        final = self.loss_terms(model)
+        check_finite(final["loss"], evaluations)
+        return {f"final_train_{k}": float(v.detach()) for k, v in final.items()}
+
+    def predict(self, model: nn.Module) -> np.ndarray:
+        """Predicted u on the full grid, shape (t_points, x_points)."""
+        with torch.no_grad():
+            u = model(self.grid_points)
+        return u.reshape(self.u_exact.shape).cpu().double().numpy()
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        error = self.predict(model) - self.u_exact
+        return {
+            "test_relative_l2": float(np.linalg.norm(error) / np.linalg.norm(self.u_exact)),
+            "test_mean_abs_error": float(np.mean(np.abs(error))),
+        }
+
+    def loss_function(self, model: nn.Module):
+        """The full training loss (IC + BC + residual on the fixed collocation set)."""
+        model.eval()
+
+        def loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.loss_terms(lambda inputs: functional_call(model, params, (inputs,)))["loss"]
+
+        return loss, detached_parameters(model)
+
+    def predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
+        return {"x": self.x, "t": self.t, "u_pred": self.predict(model), "u_exact": self.u_exact}

@@ -1,0 +1,44 @@
+"""Config validation, grid expansion and path helpers shared by every rule."""
+
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# The workflow runs the library of this checkout (scripts/ do the same for their jobs).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from toposweep.config import ConfigError, expand_runs, validate_config
+
+try:
+    VALIDATED = validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error))
+
+RUNS = {run.directory: run for run in expand_runs(VALIDATED)}
+EXPERIMENTS = [experiment["name"] for experiment in VALIDATED["experiments"]]
+
+
+wildcard_constraints:
+    experiment=r"[^/]+",
+    point=r"[^/]+",
+    seed=r"\d+",
+
+
+def script(name):
+    """Absolute path of a script in scripts/ (so --directory elsewhere still finds it)."""
+    return str(Path(workflow.basedir) / "scripts" / name)
+
+
+def run_of(wildcards):
+    """The config.Run behind a run directory's wildcards."""
+    return RUNS[f"{wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}"]
+
+
+def run_json(wildcards):
+    return json.dumps(run_of(wildcards).to_dict(), sort_keys=True)
+
+
+def experiment_runs(experiment):
+    """Run directories (relative to results/) of one experiment, in config order."""
+    return [path for path, run in RUNS.items() if run.experiment == experiment]
