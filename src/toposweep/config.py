@@ -77,7 +77,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties" and isinstance(error.schema, dict):
         allowed = sorted(error.schema.get("properties", {}))
         message += f"; allowed keys: {', '.join(allowed)}"
+    if error.validator == "type" and isinstance(error.instance, str) and _looks_numeric(error.instance):
+        message += (f" (YAML reads {error.instance} as text: write the number with a dot and a "
+                    "signed exponent, e.g. 1.0e-4 or 1.0e+8)")
     return f"{key_path(error.absolute_path)}: {message}"
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:
@@ -120,10 +131,13 @@ def _semantic_errors(config: dict) -> list[str]:
         if not messages:
             for point in grid_points(experiment):
                 settings = {**experiment["settings"], **point}
-                problem = PROBLEMS[experiment["problem"]]
-                for message in problem.settings_errors(settings):
-                    messages.append(f"{where}.settings (grid point {point_name(point)}): {message}")
-    return messages
+                for key, message in PROBLEMS[experiment["problem"]].settings_errors(settings):
+                    if key in point:
+                        messages.append(f"{where}.grid.{key}: {message} "
+                                        f"(at grid point {point_name(point)})")
+                    else:
+                        messages.append(f"{where}.settings.{key}: {message}")
+    return list(dict.fromkeys(messages))
 
 
 def load_config(path: str | Path) -> dict:

@@ -57,8 +57,8 @@ class Problem(ABC):
         self.device = torch.device(device)
 
     @classmethod
-    def settings_errors(cls, settings: dict[str, Any]) -> list[str]:
-        """Problems with settings that depend on each other check them here (before any job)."""
+    def settings_errors(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key, message) for settings that conflict with each other; checked before any job."""
         return []
 
     @abstractmethod

@@ -62,11 +62,11 @@ class PinnConvection(Problem):
         self.collocation_points = as_tensor(self.sample_collocation(x, t))
 
     @classmethod
-    def settings_errors(cls, settings: dict[str, Any]) -> list[str]:
+    def settings_errors(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
         interior = (settings["x_points"] - 1) * (settings["t_points"] - 1)
         if settings["n_collocation"] > interior:
-            return [f"n_collocation={settings['n_collocation']} exceeds the {interior} interior "
-                    f"grid points ((x_points - 1) * (t_points - 1))"]
+            return [("n_collocation", f"{settings['n_collocation']} exceeds the {interior} interior "
+                     "grid points ((x_points - 1) * (t_points - 1))")]
         return []
 
     def sample_collocation(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""Integration: the real `snakemake` command on a tiny sweep, bad configs, and paper dry runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from toposweep.io import load_checkpoint, read_json
+
+from conftest import REPO
+
+VENV_BIN = Path(sys.executable).parent
+SNAKEMAKE = str(VENV_BIN / "snakemake")
+# Jobs call `python`: the venv's, as for a user with the venv activated.
+ENVIRONMENT = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENVIRONMENT)
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("sweep")
+    result = snakemake(workdir, REPO / "tests" / "data" / "tiny_sweep.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_tiny_sweep_trains_every_run_and_summarises(tiny_sweep):
+    pinn = pd.read_csv(tiny_sweep / "results" / "pinn" / "train_summary.csv")
+    assert list(pinn["point"]) == ["beta~1", "beta~5"]
+    assert list(pinn.columns[:5]) == ["experiment", "point", "beta", "seed", "status"]
+    assert (pinn["status"] == "ok").all() and (pinn["test_relative_l2"] > 0).all()
+    assert (pinn["n_steps"] > 1).all()
+    for point in ("beta~1", "beta~5"):
+        run_dir = tiny_sweep / "results" / "pinn" / point / "seed~0"
+        checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+        assert checkpoint["run_config"]["settings"]["max_iter"] == 30
+        assert (tiny_sweep / "logs" / "pinn" / point / "seed~0" / "train.log").exists()
+
+
+def test_a_diverged_run_stays_in_the_summary(tiny_sweep):
+    resnet = pd.read_csv(tiny_sweep / "results" / "resnet" / "train_summary.csv")
+    by_point = resnet.set_index("point")
+    assert by_point.loc["lr~0.05", "status"] == "ok"
+    assert 0 <= by_point.loc["lr~0.05", "test_accuracy"] <= 1
+    assert by_point.loc["lr~100000000.0", "status"] == "diverged"
+    assert pd.isna(by_point.loc["lr~100000000.0", "test_accuracy"])
+    metrics = read_json(tiny_sweep / "results" / "resnet" / "lr~100000000.0" / "seed~0" / "train_metrics.json")
+    assert "became nan" in metrics["message"]
+
+
+def test_a_finished_sweep_has_nothing_left_to_do(tiny_sweep):
+    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_bad_config_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments:\n  - {name: x, problem: pinn_convection, grid: {beta: [1], lr: [0]}}\n")
+    result = snakemake(tmp_path, bad)
+    assert result.returncode != 0
+    assert "experiments[0].grid.lr[0]: 0 is less than or equal to the minimum of 0" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("name", ["pinn_beta", "resnet20_width", "lr_sweep"])
+def test_paper_configs_dry_run(name, tmp_path):
+    result = snakemake(tmp_path, REPO / "config" / "paper" / f"{name}.yaml", "-n", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
