@@ -138,3 +138,21 @@ def test_load_config_reports_the_file(tmp_path):
     path.write_text("experiments: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+
+
+def test_every_key_is_documented_with_its_default():
+    """config/README.md has a row `| key | default | ...` for every key of the schema."""
+    text = (REPO / "config" / "README.md").read_text()
+    schema = load_schema()
+    sections = {"experiment": "## An experiment", **{p: f"## `{p}` settings" for p in PROBLEMS}}
+    for name, heading in sections.items():
+        assert heading in text, heading
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        definition = schema["$defs"][name if name == "experiment" else f"{name}_settings"]
+        for key, spec in definition["properties"].items():
+            row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), None)
+            assert row is not None, f"{heading}: no row for {key}"
+            default = spec.get("default", "required")
+            if isinstance(default, (bool, int, str, list)) and not isinstance(default, float):
+                shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+                assert shown in row or default == "required" or default == {}, f"{key}: {shown} not in {row}"

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, jvp
+from tqdm.auto import tqdm
 
 from .base import Problem, TrainingCurve, check_finite, detached_parameters
 
@@ -102,28 +103,32 @@ class PinnConvection(Problem):
         """
         s = self.settings
         evaluations = 0
+        # silent when stderr is not a terminal (Snakemake logs)
+        with tqdm(desc="loss evaluations", disable=None) as progress:
+            def closure() -> torch.Tensor:
+                nonlocal evaluations
+                optimizer.zero_grad()
+                terms = self.loss_terms(model)
+                check_finite(terms["loss"], evaluations)
+                terms["loss"].backward()
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                curve.record(step=evaluations, **values)
+                evaluations += 1
+                progress.update()
+                progress.set_postfix(loss=f"{values['loss']:.3g}", refresh=False)
+                return terms["loss"]
 
-        def closure() -> torch.Tensor:
-            nonlocal evaluations
-            optimizer.zero_grad()
-            terms = self.loss_terms(model)
-            check_finite(terms["loss"], evaluations)
-            terms["loss"].backward()
-            curve.record(step=evaluations, **{k: float(v.detach()) for k, v in terms.items()})
-            evaluations += 1
-            return terms["loss"]
-
-        if s["optimizer"] == "lbfgs":
-            optimizer = torch.optim.LBFGS(
-                model.parameters(), lr=s["lr"], max_iter=s["max_iter"], max_eval=None,
-                history_size=s["history_size"], tolerance_grad=s["tolerance_grad"],
-                tolerance_change=s["tolerance_change"], line_search_fn="strong_wolfe",
-            )
-            optimizer.step(closure)
-        else:
-            optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"])
-            for _ in range(s["max_iter"]):
+            if s["optimizer"] == "lbfgs":
+                optimizer = torch.optim.LBFGS(
+                    model.parameters(), lr=s["lr"], max_iter=s["max_iter"], max_eval=None,
+                    history_size=s["history_size"], tolerance_grad=s["tolerance_grad"],
+                    tolerance_change=s["tolerance_change"], line_search_fn="strong_wolfe",
+                )
                 optimizer.step(closure)
+            else:
+                optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"])
+                for _ in range(s["max_iter"]):
+                    optimizer.step(closure)
         final = self.loss_terms(model)
         check_finite(final["loss"], evaluations)
         return {f"final_train_{k}": float(v.detach()) for k, v in final.items()}

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from tqdm.auto import tqdm
 
 from ..datasets import ImageData, load_cifar10, load_digits, random_crop_flip
 from ..io import atomic_path, config_hash
@@ -149,7 +150,9 @@ class ResNet20Classification(Problem):
             else:
                 log.warning("ignoring %s: it belongs to other settings", resume_path)
         n = len(data.train_labels)
-        for epoch in range(start_epoch, s["epochs"]):
+        epochs = tqdm(range(start_epoch, s["epochs"]), desc="epochs", initial=start_epoch,
+                      total=s["epochs"], disable=None)  # silent when stderr is no terminal
+        for epoch in epochs:
             model.train()
             order = torch.randperm(n, generator=generator)
             for begin in range(0, n, s["batch_size"]):
@@ -170,6 +173,7 @@ class ResNet20Classification(Problem):
                              loss=value, accuracy=accuracy)
                 step += 1
             schedule.step()
+            epochs.set_postfix(loss=f"{value:.3g}")
             if resume_path is not None:
                 with atomic_path(resume_path) as tmp:
                     torch.save({"key": state_key, "epoch": epoch + 1, "step": step,
