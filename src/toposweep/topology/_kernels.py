@@ -49,13 +49,11 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
     ndim = shape.size
     n_offsets = flat_offsets.size
 
-    rank = np.empty(n, np.int64)
-    for i in range(n):
-        rank[order[i]] = i
-    parent = np.arange(n)
-    comp_birth = np.empty(n, np.int64)  # valid at union-find roots
-    comp_arc = np.empty(n, np.int64)  # valid at union-find roots: the arc currently growing
-    vertex_arc = np.empty(n, np.int64)
+    # parent < 0 marks a vertex not yet swept, so one read both tests and starts the find
+    parent = np.full(n, -1, np.int32)
+    comp_birth = np.empty(n, np.int32)  # valid at union-find roots
+    comp_arc = np.empty(n, np.int32)  # valid at union-find roots: the arc currently growing
+    vertex_arc = np.empty(n, np.int32)
 
     node_vertex = np.empty(64, np.int64)
     node_type = np.empty(64, np.int8)
@@ -75,22 +73,26 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
     for i in range(n):
         v = order[i]
         rest = v
+        interior = True  # every neighbour exists: skip the per-offset bounds checks
         for axis in range(ndim - 1, -1, -1):
             coords[axis] = rest % shape[axis]
             rest //= shape[axis]
+            if coords[axis] == 0 or coords[axis] == shape[axis] - 1:
+                interior = False
 
         n_roots = 0
         for j in range(n_offsets):
-            inside = True
-            for axis in range(ndim):
-                c = coords[axis] + deltas[j, axis]
-                if c < 0 or c >= shape[axis]:
-                    inside = False
-                    break
-            if not inside:
-                continue
+            if not interior:
+                inside = True
+                for axis in range(ndim):
+                    c = coords[axis] + deltas[j, axis]
+                    if c < 0 or c >= shape[axis]:
+                        inside = False
+                        break
+                if not inside:
+                    continue
             neighbour = v + flat_offsets[j]
-            if rank[neighbour] >= i:
+            if parent[neighbour] < 0:
                 continue
             r = _find(parent, neighbour)
             duplicate = False
@@ -113,6 +115,7 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
             arc_lower[n_arcs] = n_nodes
             arc_upper[n_arcs] = -1
             arc_redirect[n_arcs] = -1
+            parent[v] = v
             comp_birth[v] = v
             comp_arc[v] = n_arcs
             vertex_arc[v] = n_arcs
@@ -121,8 +124,9 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
             continue
 
         elder = roots[0]
-        for k in range(1, n_roots):
-            if rank[comp_birth[roots[k]]] < rank[comp_birth[elder]]:
+        for k in range(1, n_roots):  # the elder component has the earliest-swept minimum
+            b, e = comp_birth[roots[k]], comp_birth[elder]
+            if key[b] < key[e] or (key[b] == key[e] and b < e):
                 elder = roots[k]
         elder_arc = comp_arc[elder]
 
@@ -222,7 +226,7 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
             out_arc_child[arc_new_id[a]] = node_new_id[arc_lower[a]]
             out_arc_parent[arc_new_id[a]] = node_new_id[arc_upper[a]]
 
-    out_vertex_arc = np.empty(n, np.int64)
+    out_vertex_arc = np.empty(n, np.int32)
     arc_size = np.zeros(n_kept_arcs, np.int64)
     for v in range(n):
         a = arc_new_id[vertex_arc[v]]

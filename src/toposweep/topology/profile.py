@@ -114,8 +114,13 @@ class Profile:
         norm = Normalize(vmin=self.value_min, vmax=top if top > self.value_min else self.value_min + 1)
         colormap = plt.get_cmap(cmap)
         slices, colours, outlines = [], [], []
+        colour_step = (top - self.value_min) / 150 if top > self.value_min else 1.0
         for basin in self.basins:
-            c, y, w = basin.centre, basin.levels, basin.widths
+            c = basin.centre
+            # extra levels (widths interpolated like the outline) give a smooth loss gradient
+            extra = np.arange(basin.lower, basin.upper, colour_step)
+            y = np.union1d(basin.levels, extra)
+            w = np.interp(y, basin.levels, basin.widths)
             for k in range(len(y) - 1):
                 slices.append(
                     [(c - w[k] / 2, y[k]), (c + w[k] / 2, y[k]),
@@ -123,7 +128,9 @@ class Profile:
                 )
                 colours.append(colormap(norm((y[k] + y[k + 1]) / 2)))
             outlines.append(basin.polygon)
-        ax.add_collection(PolyCollection(slices, facecolors=colours, edgecolors="none"))
+        ax.add_collection(
+            PolyCollection(slices, facecolors=colours, edgecolors=colours, linewidths=0.3)
+        )
         ax.add_collection(
             PolyCollection(outlines, facecolors="none", edgecolors=outline_color, linewidths=0.6)
         )
