@@ -387,6 +387,12 @@ def test_profile_basins_are_nested_mirrored_and_volume_preserving():
     assert profile.top_width == values.size
     assert len(profile.minima) == 3 and len(profile.saddles) == 2
     by_id = {b.id: b for b in profile.basins}
+    # each saddle marker sits where two merging basins touch, at the saddle's height
+    for node, x, y in profile.saddles:
+        merging = [b for b in profile.basins if b.parent is not None and by_id[b.parent].node == node]
+        edges = sorted([b.centre - b.size / 2 for b in merging] + [b.centre + b.size / 2 for b in merging])
+        assert any(abs(x - e) < 1e-9 for e in edges[1:-1])
+        assert y == tree.node_values[node]
     for basin in profile.basins:
         polygon = basin.polygon
         # mirrored: left and right sides are reflections about the centre line

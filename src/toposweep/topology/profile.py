@@ -12,7 +12,8 @@ full region of a basin is its band plus the bands of all basins below it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from toposweep.topology.io import json_safe
 from toposweep.topology.merge_tree import NODE_TYPE_NAMES, MergeTree
 
 MAX_LEVELS_PER_BASIN = 64
+MAX_LEVELS_TOTAL = 100_000  # keeps profile.json small for trees with very many basins
 NONFINITE_MARGIN = 0.05  # non-finite vertices are drawn this fraction of the range above the max
 
 
@@ -45,58 +47,126 @@ class Basin:
     @property
     def polygon(self) -> np.ndarray:
         """Band outline (m, 2): left side upwards, then right side downwards."""
-        left = np.column_stack([self.centre - self.widths / 2, self.levels])
-        right = np.column_stack([self.centre + self.widths / 2, self.levels])[::-1]
-        return np.concatenate([left, right])
+        return band_polygon(self.centre, self.levels, self.widths)
 
 
-@dataclass
+def band_polygon(centre: float, levels: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Mirrored outline of a band: left side upwards, then right side downwards."""
+    left = np.column_stack([centre - widths / 2, levels])
+    right = np.column_stack([centre + widths / 2, levels])[::-1]
+    return np.concatenate([left, right])
+
+
+@dataclass(eq=False)
 class Profile:
-    """A topological landscape profile: nested mirrored basins with their minima and saddles."""
+    """A topological landscape profile: nested mirrored basins with their minima and saddles.
+
+    Stored column-wise (one entry per basin = merge-tree arc; outlines concatenated, basin i's
+    levels and widths at level_offsets[i]:level_offsets[i+1]); `basins` gives Basin objects.
+    """
 
     n_vertices: int
     n_nonfinite: int
     value_min: float
     value_max: float
     nonfinite_height: float | None
-    basins: list[Basin]
-    minima: list[tuple[int, float, float]] = field(default_factory=list)  # (node, x, y)
-    saddles: list[tuple[int, float, float]] = field(default_factory=list)  # (node, x, y)
+    basin_node: np.ndarray
+    basin_node_type: np.ndarray  # int8 node type codes
+    basin_parent: np.ndarray  # -1 at the top
+    basin_lower: np.ndarray
+    basin_upper: np.ndarray
+    basin_minimum: np.ndarray
+    basin_size: np.ndarray
+    basin_centre: np.ndarray
+    level_offsets: np.ndarray
+    levels: np.ndarray
+    widths: np.ndarray
+    minima: list[tuple[int, float, float]]  # (node, x, y)
+    saddles: list[tuple[int, float, float]]  # (node, x, y), one per junction of merging basins
+
+    @property
+    def n_basins(self) -> int:
+        return int(self.basin_node.size)
+
+    @cached_property
+    def basins(self) -> list[Basin]:
+        children: list[list[int]] = [[] for _ in range(self.n_basins)]
+        for basin, parent in enumerate(self.basin_parent.tolist()):
+            if parent >= 0:
+                children[parent].append(basin)
+        result = []
+        for i in range(self.n_basins):
+            start, stop = self.level_offsets[i], self.level_offsets[i + 1]
+            result.append(
+                Basin(
+                    id=i,
+                    node=int(self.basin_node[i]),
+                    node_type=NODE_TYPE_NAMES[int(self.basin_node_type[i])],
+                    parent=None if self.basin_parent[i] < 0 else int(self.basin_parent[i]),
+                    children=children[i],
+                    lower=float(self.basin_lower[i]),
+                    upper=float(self.basin_upper[i]),
+                    minimum=float(self.basin_minimum[i]),
+                    size=int(self.basin_size[i]),
+                    centre=float(self.basin_centre[i]),
+                    levels=self.levels[start:stop],
+                    widths=self.widths[start:stop],
+                )
+            )
+        return result
 
     @property
     def top_width(self) -> float:
         """Width of the profile at its top level (equals n_vertices)."""
-        return float(sum(b.widths[-1] for b in self.basins if b.parent is None))
+        tops = np.flatnonzero(self.basin_parent < 0)
+        return float(self.widths[self.level_offsets[tops + 1] - 1].sum())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: basins with polygons, minima and saddles."""
-        return json_safe(
+        type_names = [NODE_TYPE_NAMES[int(t)] for t in self.basin_node_type]
+        parents = self.basin_parent.tolist()
+        children: list[list[int]] = [[] for _ in range(self.n_basins)]
+        for basin, parent in enumerate(parents):
+            if parent >= 0:
+                children[parent].append(basin)
+        offsets = self.level_offsets.tolist()
+        levels, widths = self.levels.tolist(), self.widths.tolist()
+        centres = self.basin_centre.tolist()
+        basins = []
+        for i in range(self.n_basins):
+            c, ys, ws = centres[i], levels[offsets[i] : offsets[i + 1]], widths[offsets[i] : offsets[i + 1]]
+            polygon = [[c - w / 2, y] for y, w in zip(ys, ws)]
+            polygon += [[c + w / 2, y] for y, w in zip(reversed(ys), reversed(ws))]
+            basins.append(
+                {
+                    "id": i,
+                    "node": int(self.basin_node[i]),
+                    "node_type": type_names[i],
+                    "parent": None if parents[i] < 0 else parents[i],
+                    "children": children[i],
+                    "lower": float(self.basin_lower[i]),
+                    "upper": float(self.basin_upper[i]),
+                    "minimum": float(self.basin_minimum[i]),
+                    "size": int(self.basin_size[i]),
+                    "centre": c,
+                    "polygon": polygon,
+                }
+            )
+        header = json_safe(
             {
                 "n_vertices": self.n_vertices,
                 "n_nonfinite": self.n_nonfinite,
                 "value_min": self.value_min,
                 "value_max": self.value_max,
                 "nonfinite_height": self.nonfinite_height,
-                "basins": [
-                    {
-                        "id": b.id,
-                        "node": b.node,
-                        "node_type": b.node_type,
-                        "parent": b.parent,
-                        "children": b.children,
-                        "lower": b.lower,
-                        "upper": b.upper,
-                        "minimum": b.minimum,
-                        "size": b.size,
-                        "centre": b.centre,
-                        "polygon": b.polygon.tolist(),
-                    }
-                    for b in self.basins
-                ],
-                "minima": [{"node": n, "x": x, "y": y} for n, x, y in self.minima],
-                "saddles": [{"node": n, "x": x, "y": y} for n, x, y in self.saddles],
             }
         )
+        return {
+            **header,
+            "basins": basins,  # heights are finite by construction
+            "minima": [{"node": n, "x": x, "y": y} for n, x, y in self.minima],
+            "saddles": [{"node": n, "x": x, "y": y} for n, x, y in self.saddles],
+        }
 
     def to_json(self) -> str:
         """The profile as a strict-JSON string (see `to_dict`)."""
@@ -150,15 +220,21 @@ class Profile:
         ax.set_xlabel("grid vertices (basin width = vertices below the level)")
         ax.set_ylabel("loss")
         ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap), ax=ax, label="loss")
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
         return ax
 
 
-def landscape_profile(tree: MergeTree, max_levels_per_basin: int = MAX_LEVELS_PER_BASIN) -> Profile:
+def landscape_profile(
+    tree: MergeTree,
+    max_levels_per_basin: int = MAX_LEVELS_PER_BASIN,
+    max_levels_total: int = MAX_LEVELS_TOTAL,
+) -> Profile:
     """Topological landscape profile of a merge tree (see module docstring).
 
-    Each band's outline is sampled at up to `max_levels_per_basin` heights (quantiles of the
-    basin's own vertex values, plus its bottom and top), with exact widths at those heights.
+    Each band's outline is sampled at up to `max_levels_per_basin` heights (evenly spaced ranks
+    of the basin's own vertex values, from its bottom node, plus its top; fewer when the tree has
+    so many basins that `max_levels_total` would be exceeded, but at least 2), with the exact
+    widths there. Trees from `simplify` use their flattened values.
     """
     values = tree.values if tree.flattened_values is None else tree.flattened_values
     finite = np.isfinite(values)
@@ -170,91 +246,120 @@ def landscape_profile(tree: MergeTree, max_levels_per_basin: int = MAX_LEVELS_PE
         span = value_max - value_min
         nonfinite_height = value_max + (NONFINITE_MARGIN * span if span > 0 else 1.0)
     heights = np.where(finite, values, nonfinite_height if nonfinite_height is not None else 0.0)
-    if tree.flattened_values is None:  # sweep order is already sorted by height: group by arc
+    # every arc's own vertex heights, sorted, arcs one after another
+    if tree.flattened_values is None:  # the sweep order is sorted by height already
         grouping = tree.order[np.argsort(tree.vertex_arc[tree.order], kind="stable")]
     else:  # flattened vertices moved up: sort by (arc, height)
         grouping = np.lexsort((heights, tree.vertex_arc))
     grouped_heights = heights[grouping]
+    grouped_arcs = tree.vertex_arc[grouping]
     del grouping
-    starts = np.concatenate([[0], np.cumsum(tree.arc_size)])
+    n_arcs = tree.n_arcs
+    arc_size = tree.arc_size
+    starts = np.concatenate([[0], np.cumsum(arc_size)])
+    # own vertices at or below the height at each position = end of its run of equal heights
+    n = grouped_heights.size
+    run_last = np.ones(n, dtype=bool)
+    run_last[:-1] = (grouped_arcs[1:] != grouped_arcs[:-1]) | (grouped_heights[1:] != grouped_heights[:-1])
+    run_end = np.minimum.accumulate(np.where(run_last, np.arange(n), n)[::-1])[::-1]
+    del run_last, grouped_arcs
 
     node_height = heights[tree.node_vertex]
-    n_arcs = tree.n_arcs
-    children_of_node: list[list[int]] = [[] for _ in range(tree.n_nodes)]
+    lower = node_height[tree.arc_child]
+    upper = node_height[tree.arc_parent]
+    up_arc = np.full(tree.n_nodes, -1, dtype=np.int64)
+    up_arc[tree.arc_child] = np.arange(n_arcs)
+    parent_arc = up_arc[tree.arc_parent]
+
+    # sizes and minima of whole basins: arc ids follow the sweep, children before parents
+    below = [0] * n_arcs  # vertices in the basins merging at each arc's bottom
+    subtree = arc_size.tolist()
+    deepest = lower.tolist()
+    parents = parent_arc.tolist()
     for arc in range(n_arcs):
-        children_of_node[int(tree.arc_parent[arc])].append(arc)
-    below = np.zeros(n_arcs, dtype=np.int64)  # vertices in basins merging at the arc's bottom
-    subtree_size = np.zeros(n_arcs, dtype=np.int64)
-    subtree_min = np.zeros(n_arcs, dtype=np.float64)
-    for arc in range(n_arcs):  # arc ids follow the sweep: children before parents
-        child_arcs = children_of_node[int(tree.arc_child[arc])]
-        below[arc] = sum(int(subtree_size[c]) for c in child_arcs)
-        subtree_size[arc] = below[arc] + tree.arc_size[arc]
-        own_min = grouped_heights[starts[arc]] if tree.arc_size[arc] else np.inf
-        subtree_min[arc] = min([own_min] + [subtree_min[c] for c in child_arcs])
+        subtree[arc] += below[arc]
+        parent = parents[arc]
+        if parent >= 0:
+            below[parent] += subtree[arc]
+            deepest[parent] = min(deepest[parent], deepest[arc])
+    subtree_size = np.array(subtree, dtype=np.int64)
+    below_size = np.array(below, dtype=np.int64)
 
-    arc_of_child_node = {int(tree.arc_child[a]): a for a in range(n_arcs)}
-    parent_basin = [arc_of_child_node.get(int(tree.arc_parent[a])) for a in range(n_arcs)]
-    centre = np.zeros(n_arcs, dtype=np.float64)
-    minima: list[tuple[int, float, float]] = []
-    saddles: list[tuple[int, float, float]] = []
+    # layout: merging basins side by side, largest first, centred under their parent band
+    by_parent = np.lexsort((np.arange(n_arcs), -subtree_size, tree.arc_parent))
+    sorted_parent = tree.arc_parent[by_parent]
+    cumulative = np.cumsum(subtree_size[by_parent])
+    group_first = np.ones(n_arcs, dtype=bool)
+    group_first[1:] = sorted_parent[1:] != sorted_parent[:-1]
+    group_start = np.maximum.accumulate(np.where(group_first, np.arange(n_arcs), 0))
+    before = cumulative - subtree_size[by_parent] - (cumulative - subtree_size[by_parent])[group_start]
+    group_total = np.zeros(tree.n_nodes, dtype=np.int64)
+    np.add.at(group_total, tree.arc_parent, subtree_size)
+    offset = np.empty(n_arcs, dtype=np.float64)
+    offset[by_parent] = before + subtree_size[by_parent] / 2 - group_total[sorted_parent] / 2
+    node_centre = [0.0] * tree.n_nodes
+    node_centre[tree.root] = tree.n_vertices / 2
+    centre_list = [0.0] * n_arcs
+    offset_list, child_list, parent_list = offset.tolist(), tree.arc_child.tolist(), tree.arc_parent.tolist()
+    for arc in range(n_arcs - 1, -1, -1):  # parents before children
+        centre_list[arc] = node_centre[parent_list[arc]] + offset_list[arc]
+        node_centre[child_list[arc]] = centre_list[arc]
+    centre = np.array(centre_list, dtype=np.float64)
 
-    def place(node: int, node_centre: float) -> list[int]:
-        """Put the basins merging at `node` side by side under it; return them."""
-        ordered = sorted(children_of_node[node], key=lambda a: (-subtree_size[a], a))
-        left = node_centre - sum(int(subtree_size[a]) for a in ordered) / 2
-        for k, arc in enumerate(ordered):
-            centre[arc] = left + subtree_size[arc] / 2
-            left += subtree_size[arc]
-            if k < len(ordered) - 1 and tree.node_type[node] == NODE_SADDLE:
-                saddles.append((node, float(left), float(node_height[node])))
-        return ordered
-
-    stack = place(tree.root, tree.n_vertices / 2)
-    while stack:
-        arc = stack.pop()
-        bottom = int(tree.arc_child[arc])
-        if tree.node_type[bottom] == NODE_MINIMUM:
-            minima.append((bottom, float(centre[arc]), float(node_height[bottom])))
-        else:
-            stack.extend(place(bottom, float(centre[arc])))
-
-    basins = []
-    for arc in range(n_arcs):
-        own = grouped_heights[starts[arc] : starts[arc + 1]]
-        lower = float(node_height[tree.arc_child[arc]])
-        upper = float(node_height[tree.arc_parent[arc]])
-        if own.size > max_levels_per_basin - 2:
-            picks = np.linspace(0, own.size - 1, max_levels_per_basin - 2).round().astype(np.int64)
-            sampled = own[picks]
-        else:
-            sampled = own
-        levels = np.unique(np.concatenate([[lower], sampled, [upper]]))
-        widths = below[arc] + np.searchsorted(own, levels, side="right")
-        bottom = int(tree.arc_child[arc])
-        basins.append(
-            Basin(
-                id=arc,
-                node=bottom,
-                node_type=NODE_TYPE_NAMES[int(tree.node_type[bottom])],
-                parent=parent_basin[arc],
-                children=[int(c) for c in children_of_node[bottom]],
-                lower=lower,
-                upper=upper,
-                minimum=float(subtree_min[arc]),
-                size=int(subtree_size[arc]),
-                centre=float(centre[arc]),
-                levels=levels.astype(np.float64),
-                widths=widths.astype(np.float64),
-            )
+    leaf = tree.node_type[tree.arc_child] == NODE_MINIMUM
+    minima = sorted(
+        zip(tree.arc_child[leaf].tolist(), centre[leaf].tolist(), lower[leaf].tolist())
+    )
+    junction = ~group_first  # every basin after the first in its group starts a junction
+    junction &= tree.node_type[sorted_parent] == NODE_SADDLE
+    node_centre_array = np.array(node_centre)
+    junction_x = node_centre_array[sorted_parent] - group_total[sorted_parent] / 2 + before
+    saddles = sorted(
+        zip(
+            sorted_parent[junction].tolist(),
+            junction_x[junction].tolist(),
+            node_height[sorted_parent[junction]].tolist(),
         )
+    )
+
+    # band outlines: evenly spaced ranks of each arc's own heights (first = bottom), then the top
+    levels_cap = int(np.clip(max_levels_total // max(n_arcs, 1), 2, max_levels_per_basin))
+    picks = np.minimum(arc_size, levels_cap - 1)
+    pick_arc = np.repeat(np.arange(n_arcs), picks)
+    pick_offsets = np.concatenate([[0], np.cumsum(picks)])
+    rank_in_arc = np.arange(pick_offsets[-1]) - pick_offsets[pick_arc]
+    fraction = rank_in_arc / np.maximum(picks[pick_arc] - 1, 1)
+    position = starts[pick_arc] + np.round(fraction * (arc_size[pick_arc] - 1)).astype(np.int64)
+    sample_levels = np.concatenate([grouped_heights[position], upper])
+    sample_widths = np.concatenate(
+        [below_size[pick_arc] + run_end[position] - starts[pick_arc] + 1, subtree_size]
+    )
+    sample_arc = np.concatenate([pick_arc, np.arange(n_arcs)])
+    ordering = np.lexsort((sample_levels, sample_arc))  # the top goes last within each arc
+    sample_levels, sample_widths, sample_arc = (
+        sample_levels[ordering], sample_widths[ordering], sample_arc[ordering]
+    )
+    keep = np.ones(sample_arc.size, dtype=bool)  # drop repeated heights within an arc
+    keep[1:] = (sample_arc[1:] != sample_arc[:-1]) | (sample_levels[1:] != sample_levels[:-1])
+    level_offsets = np.concatenate([[0], np.cumsum(np.bincount(sample_arc[keep], minlength=n_arcs))])
+
     return Profile(
         n_vertices=tree.n_vertices,
         n_nonfinite=tree.n_nonfinite,
         value_min=value_min,
         value_max=value_max,
         nonfinite_height=nonfinite_height,
-        basins=basins,
-        minima=sorted(minima),
-        saddles=sorted(saddles),
+        basin_node=tree.arc_child.copy(),
+        basin_node_type=tree.node_type[tree.arc_child],
+        basin_parent=parent_arc,
+        basin_lower=lower,
+        basin_upper=upper,
+        basin_minimum=np.array(deepest, dtype=np.float64),
+        basin_size=subtree_size,
+        basin_centre=centre,
+        level_offsets=level_offsets.astype(np.int64),
+        levels=sample_levels[keep].astype(np.float64),
+        widths=sample_widths[keep].astype(np.float64),
+        minima=minima,
+        saddles=saddles,
     )
