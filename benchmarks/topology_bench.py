@@ -69,8 +69,12 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
         finite = finite[np.lexsort((finite[:, 1], finite[:, 0]))]
         if pairs_path:
             np.save(pairs_path, finite)
-        return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": baseline,
-                "n_pairs_dim0": int(finite.shape[0])}
+        return {
+            "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_before_mb": baseline,
+            "n_pairs_dim0": int(finite.shape[0]),
+        }
     if kind == "compile":  # first call in a process with an empty numba cache: JIT compile time
         start = time.perf_counter()
         from toposweep.topology import merge_tree
@@ -93,14 +97,22 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
     seconds = time.perf_counter() - start
     if pairs_path:
         np.save(pairs_path, pairs)
-    return {"seconds": seconds, "merge_tree_seconds": tree_seconds, "warmup_seconds": warmup,
-            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": baseline,
-            "n_minima": metrics["n_minima"], "n_saddles": metrics["n_saddles"],
-            "avg_persistence": metrics["avg_persistence"], "n_pairs_dim0": int(pairs.shape[0])}
+    return {
+        "seconds": seconds,
+        "merge_tree_seconds": tree_seconds,
+        "warmup_seconds": warmup,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": baseline,
+        "n_minima": metrics["n_minima"],
+        "n_saddles": metrics["n_saddles"],
+        "avg_persistence": metrics["avg_persistence"],
+        "n_pairs_dim0": int(pairs.shape[0]),
+    }
 
 
-def run_child(kind: str, field_path: Path, pairs_path: Path | None = None,
-              env: dict | None = None) -> dict:
+def run_child(
+    kind: str, field_path: Path, pairs_path: Path | None = None, env: dict | None = None
+) -> dict:
     command = [sys.executable, __file__, "--child", kind, str(field_path)]
     if pairs_path is not None:
         command.append(str(pairs_path))
@@ -139,19 +151,26 @@ def main() -> None:
             print(f"{label}: toposweep ...", file=sys.stderr, flush=True)
             ours = run_child("toposweep", field_path)
             axis = run_child("toposweep_axis", field_path, scratch / "axis_pairs.npy")
-            agree = bool(np.array_equal(np.load(scratch / "gudhi_pairs.npy"),
-                                        np.load(scratch / "axis_pairs.npy")))
-            rows.append({
-                "shape": list(shape),
-                "n_vertices": int(np.prod(shape)),
-                "gudhi": gudhi,
-                "toposweep": ours,
-                "toposweep_axis_check": {"seconds": axis["seconds"],
-                                         "pairs_equal_gudhi_dim0": agree,
-                                         "n_pairs_dim0": axis["n_pairs_dim0"]},
-                "time_ratio": ours["seconds"] / gudhi["seconds"],
-                "peak_rss_ratio": ours["peak_rss_mb"] / gudhi["peak_rss_mb"],
-            })
+            agree = bool(
+                np.array_equal(
+                    np.load(scratch / "gudhi_pairs.npy"), np.load(scratch / "axis_pairs.npy")
+                )
+            )
+            rows.append(
+                {
+                    "shape": list(shape),
+                    "n_vertices": int(np.prod(shape)),
+                    "gudhi": gudhi,
+                    "toposweep": ours,
+                    "toposweep_axis_check": {
+                        "seconds": axis["seconds"],
+                        "pairs_equal_gudhi_dim0": agree,
+                        "n_pairs_dim0": axis["n_pairs_dim0"],
+                    },
+                    "time_ratio": ours["seconds"] / gudhi["seconds"],
+                    "peak_rss_ratio": ours["peak_rss_mb"] / gudhi["peak_rss_mb"],
+                }
+            )
 
     report = {
         "benchmark": "topology",
@@ -159,12 +178,16 @@ def main() -> None:
         "toposweep_connectivity": "freudenthal",
         "gudhi": "CubicalComplex(vertices=field).compute_persistence() (all dimensions)",
         "memory_method": "peak RSS of the measuring child process (getrusage RUSAGE_SELF ru_maxrss "
-                         "at its end; includes interpreter, numpy, numba/gudhi imports and the "
-                         "loaded field); rss_before_mb is the peak before the measured call",
+        "at its end; includes interpreter, numpy, numba/gudhi imports and the "
+        "loaded field); rss_before_mb is the peak before the measured call",
         "numba_compile_seconds": compile_seconds,
         "goal": "41^4 merge tree <= 10% of gudhi's time and <= 1.5 GB peak",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": rows,
     }

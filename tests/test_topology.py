@@ -230,8 +230,16 @@ def test_hand_made_1d_profile_has_known_pairs():
     assert tree.pair_birth_vertex.tolist() == [1, 5, 7]
     assert tree.pair_death_vertex.tolist() == [2, 4, 6]
     assert tree.global_minimum_vertex == 3
-    assert tree.node_type_names == ["minimum", "minimum", "minimum", "minimum",
-                                    "saddle", "saddle", "saddle", "root"]
+    assert tree.node_type_names == [
+        "minimum",
+        "minimum",
+        "minimum",
+        "minimum",
+        "saddle",
+        "saddle",
+        "saddle",
+        "root",
+    ]
     metrics = tree.metrics()
     assert metrics["avg_persistence"] == pytest.approx((3 + 3 + 3.5) / 3)
     assert metrics["median_persistence"] == 3.0
@@ -277,7 +285,9 @@ def test_merge_tree_invariants_on_random_fields(ndim, connectivity):
     assert tree.n_minima == tree.pairs.shape[0] + 1
     assert tree.n_arcs == tree.n_nodes - 1
     assert tree.arc_size.sum() == n
-    np.testing.assert_array_equal(np.bincount(tree.vertex_arc, minlength=tree.n_arcs), tree.arc_size)
+    np.testing.assert_array_equal(
+        np.bincount(tree.vertex_arc, minlength=tree.n_arcs), tree.arc_size
+    )
     # every node but the root has exactly one arc upwards; arcs go up in value and in sweep rank
     assert sorted(tree.arc_child.tolist()) == list(range(tree.n_nodes - 1))
     assert np.all(tree.arc_parent > tree.arc_child)
@@ -359,15 +369,24 @@ def test_simplified_tree_equals_one_pass_sweep_with_threshold(ndim, threshold):
     values = np.random.default_rng(ndim).normal(size=TIE_SHAPES[ndim])
     pruned = simplify(merge_tree(values), threshold)
     swept = build_merge_tree(values, "freudenthal", threshold=threshold)
-    for name in ["node_vertex", "node_type", "arc_child", "arc_parent", "arc_size", "vertex_arc",
-                 "pair_birth_vertex", "pair_death_vertex"]:
+    for name in [
+        "node_vertex",
+        "node_type",
+        "arc_child",
+        "arc_parent",
+        "arc_size",
+        "vertex_arc",
+        "pair_birth_vertex",
+        "pair_death_vertex",
+    ]:
         np.testing.assert_array_equal(getattr(pruned, name), getattr(swept, name), err_msg=name)
     assert np.all(pruned.persistence >= threshold)
     full = merge_tree(values)
     assert pruned.pairs.shape[0] == np.count_nonzero(full.persistence >= threshold)
     # the flattened field's own merge tree has exactly the surviving pairs
-    np.testing.assert_array_equal(merge_tree(pruned.flattened_values.reshape(values.shape)).pairs,
-                                  pruned.pairs)
+    np.testing.assert_array_equal(
+        merge_tree(pruned.flattened_values.reshape(values.shape)).pairs, pruned.pairs
+    )
 
 
 def test_simplify_twice_equals_simplify_once():
@@ -389,8 +408,12 @@ def test_profile_basins_are_nested_mirrored_and_volume_preserving():
     by_id = {b.id: b for b in profile.basins}
     # each saddle marker sits where two merging basins touch, at the saddle's height
     for node, x, y in profile.saddles:
-        merging = [b for b in profile.basins if b.parent is not None and by_id[b.parent].node == node]
-        edges = sorted([b.centre - b.size / 2 for b in merging] + [b.centre + b.size / 2 for b in merging])
+        merging = [
+            b for b in profile.basins if b.parent is not None and by_id[b.parent].node == node
+        ]
+        edges = sorted(
+            [b.centre - b.size / 2 for b in merging] + [b.centre + b.size / 2 for b in merging]
+        )
         assert any(abs(x - e) < 1e-9 for e in edges[1:-1])
         assert y == tree.node_values[node]
     for basin in profile.basins:
@@ -470,3 +493,35 @@ def test_bad_threshold_and_axes_raise_value_error(tmp_path):
         simplify(np.arange(4.0), -1.0)
     with pytest.raises(ValueError, match="axes must be 2 1-D arrays"):
         write_topology_outputs(np.zeros((3, 3)), tmp_path, axes=[np.arange(3)])
+
+
+def test_library_does_not_import_gudhi_or_matplotlib():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from toposweep.topology import merge_tree, landscape_profile; "
+        "landscape_profile(merge_tree(np.arange(6.0).reshape(2, 3))); "
+        "print('gudhi' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("connectivity", ["freudenthal", "axis"])
+def test_pairs_equal_gudhi_on_larger_smooth_4d_field(connectivity):
+    from scipy.ndimage import gaussian_filter
+
+    noise = np.random.default_rng(12).normal(size=(16, 15, 14, 13))
+    values = np.round(gaussian_filter(noise, 1.5, mode="wrap"), 2)  # smooth, with ties
+    ours = persistence_pairs(values, connectivity)
+    reference = (
+        gudhi_cubical_vertex_pairs(values)
+        if connectivity == "axis"
+        else gudhi_lower_star_pairs(values, connectivity)
+    )
+    assert ours.shape[0] > 20
+    np.testing.assert_array_equal(ours, reference)

@@ -31,7 +31,7 @@ MAX_NDIM = 4
 
 
 def validate_values(values: Any) -> np.ndarray:
-    """Return `values` as a float64 array after checking it is a real 1-D to 4-D grid."""
+    """Return `values` as a read-only float64 copy after checking it is a real 1-D to 4-D grid."""
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"values must be a real numeric array; got dtype {array.dtype}")
@@ -39,7 +39,9 @@ def validate_values(values: Any) -> np.ndarray:
         raise ValueError(f"values must have 1 to {MAX_NDIM} dimensions; got ndim={array.ndim}")
     if array.size < 2:
         raise ValueError(f"values must have at least 2 grid vertices; got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.float64)
+    grid = np.array(array, dtype=np.float64, order="C", copy=True)  # owned: later edits by the
+    grid.flags.writeable = False  # caller cannot change a tree built from it
+    return grid
 
 
 def validate_connectivity(connectivity: str) -> str:
@@ -250,7 +252,9 @@ def _sorted_pairs(values: np.ndarray, birth_vertex: np.ndarray, death_vertex: np
     return birth_vertex[index], death_vertex[index]
 
 
-def build_merge_tree(values: Any, connectivity: str = "freudenthal", threshold: float = 0.0) -> MergeTree:
+def build_merge_tree(
+    values: Any, connectivity: str = "freudenthal", threshold: float = 0.0
+) -> MergeTree:
     """One sweep: the merge tree with every pair of persistence < threshold (and 0) absorbed."""
     validate_connectivity(connectivity)
     grid = validate_values(values)
@@ -259,7 +263,7 @@ def build_merge_tree(values: Any, connectivity: str = "freudenthal", threshold: 
     order = np.argsort(key, kind="stable")
     deltas, offsets = neighbour_stencil(grid.shape, connectivity)
     shape = np.array(grid.shape, dtype=np.int64)
-    (node_vertex, node_type, arc_child, arc_parent, arc_size, vertex_arc, births, deaths) = (
+    node_vertex, node_type, arc_child, arc_parent, arc_size, vertex_arc, births, deaths = (
         sweep_join_tree(key, order, shape, deltas, offsets, float(threshold))
     )
     del key

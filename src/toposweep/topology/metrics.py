@@ -32,7 +32,9 @@ def tree_metrics(tree: MergeTree) -> dict[str, Any]:
         # The papers' pipeline: TTK's diagram as CSV (diagonal point + (birth, death) point per
         # pair, the global (min, max) pair included), mean of |y - x| / sqrt(2) over all rows.
         global_pair = value_max - value_min
-        ttk_csv = (float(finite_persistence.sum()) + global_pair) / (2 * math.sqrt(2) * (n_pairs + 1))
+        ttk_csv = (float(finite_persistence.sum()) + global_pair) / (
+            2 * math.sqrt(2) * (n_pairs + 1)
+        )
     else:
         value_min = value_max = ttk_csv = math.nan
     has_pairs = n_pairs > 0

@@ -43,7 +43,11 @@ def persistence_csv(tree, axes: list[np.ndarray] | None = None) -> str:
     writer.writerow(header)
     births, deaths, persistence = tree.births, tree.deaths, tree.persistence
     for k in range(births.size):
-        row: list[Any] = [repr(float(births[k])), repr(float(deaths[k])), repr(float(persistence[k]))]
+        row: list[Any] = [
+            repr(float(births[k])),
+            repr(float(deaths[k])),
+            repr(float(persistence[k])),
+        ]
         row += [int(tree.pair_birth_vertex[k]), int(tree.pair_death_vertex[k])]
         row += [int(c) for c in birth_coords[k]] + [int(c) for c in death_coords[k]]
         if axes is not None:
@@ -93,7 +97,9 @@ def write_topology_outputs(
         "global_minimum": {
             "vertex": int(minimum_vertex),
             "coordinates": [int(c) for c in minimum_coords[0]],
-            "position": None if minimum_position is None else [float(x) for x in minimum_position[0]],
+            "position": (
+                None if minimum_position is None else [float(x) for x in minimum_position[0]]
+            ),
             "value": json_float(tree.values[minimum_vertex]),
         },
         "compute_seconds": elapsed,

@@ -134,7 +134,11 @@ class Profile:
         centres = self.basin_centre.tolist()
         basins = []
         for i in range(self.n_basins):
-            c, ys, ws = centres[i], levels[offsets[i] : offsets[i + 1]], widths[offsets[i] : offsets[i + 1]]
+            c, ys, ws = (
+                centres[i],
+                levels[offsets[i] : offsets[i + 1]],
+                widths[offsets[i] : offsets[i + 1]],
+            )
             polygon = [[c - w / 2, y] for y, w in zip(ys, ws)]
             polygon += [[c + w / 2, y] for y, w in zip(reversed(ys), reversed(ws))]
             basins.append(
@@ -181,7 +185,9 @@ class Profile:
         if ax is None:
             _, ax = plt.subplots(figsize=(8, 4.5))
         top = self.nonfinite_height if self.nonfinite_height is not None else self.value_max
-        norm = Normalize(vmin=self.value_min, vmax=top if top > self.value_min else self.value_min + 1)
+        norm = Normalize(
+            vmin=self.value_min, vmax=top if top > self.value_min else self.value_min + 1
+        )
         colormap = plt.get_cmap(cmap)
         slices, colours, outlines = [], [], []
         colour_step = (top - self.value_min) / 150 if top > self.value_min else 1.0
@@ -193,8 +199,12 @@ class Profile:
             w = np.interp(y, basin.levels, basin.widths)
             for k in range(len(y) - 1):
                 slices.append(
-                    [(c - w[k] / 2, y[k]), (c + w[k] / 2, y[k]),
-                     (c + w[k + 1] / 2, y[k + 1]), (c - w[k + 1] / 2, y[k + 1])]
+                    [
+                        (c - w[k] / 2, y[k]),
+                        (c + w[k] / 2, y[k]),
+                        (c + w[k + 1] / 2, y[k + 1]),
+                        (c - w[k + 1] / 2, y[k + 1]),
+                    ]
                 )
                 colours.append(colormap(norm((y[k] + y[k + 1]) / 2)))
             outlines.append(basin.polygon)
@@ -209,8 +219,17 @@ class Profile:
             ax.scatter(mx, my, marker="v", s=28, color="tab:red", zorder=3, label="minimum")
         if self.saddles:
             _, sx, sy = zip(*self.saddles)
-            ax.scatter(sx, sy, marker="X", s=28, color="white", edgecolors="black",
-                       linewidths=0.6, zorder=3, label="saddle")
+            ax.scatter(
+                sx,
+                sy,
+                marker="X",
+                s=28,
+                color="white",
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=3,
+                label="saddle",
+            )
         if self.nonfinite_height is not None:
             ax.axhline(self.nonfinite_height, color="0.4", ls="--", lw=0.8, label="non-finite")
         ax.set_xlim(0, self.n_vertices)
@@ -260,7 +279,9 @@ def landscape_profile(
     # own vertices at or below the height at each position = end of its run of equal heights
     n = grouped_heights.size
     run_last = np.ones(n, dtype=bool)
-    run_last[:-1] = (grouped_arcs[1:] != grouped_arcs[:-1]) | (grouped_heights[1:] != grouped_heights[:-1])
+    run_last[:-1] = (grouped_arcs[1:] != grouped_arcs[:-1]) | (
+        grouped_heights[1:] != grouped_heights[:-1]
+    )
     run_end = np.minimum.accumulate(np.where(run_last, np.arange(n), n)[::-1])[::-1]
     del run_last, grouped_arcs
 
@@ -292,7 +313,9 @@ def landscape_profile(
     group_first = np.ones(n_arcs, dtype=bool)
     group_first[1:] = sorted_parent[1:] != sorted_parent[:-1]
     group_start = np.maximum.accumulate(np.where(group_first, np.arange(n_arcs), 0))
-    before = cumulative - subtree_size[by_parent] - (cumulative - subtree_size[by_parent])[group_start]
+    before = (
+        cumulative - subtree_size[by_parent] - (cumulative - subtree_size[by_parent])[group_start]
+    )
     group_total = np.zeros(tree.n_nodes, dtype=np.int64)
     np.add.at(group_total, tree.arc_parent, subtree_size)
     offset = np.empty(n_arcs, dtype=np.float64)
@@ -300,16 +323,18 @@ def landscape_profile(
     node_centre = [0.0] * tree.n_nodes
     node_centre[tree.root] = tree.n_vertices / 2
     centre_list = [0.0] * n_arcs
-    offset_list, child_list, parent_list = offset.tolist(), tree.arc_child.tolist(), tree.arc_parent.tolist()
+    offset_list, child_list, parent_list = (
+        offset.tolist(),
+        tree.arc_child.tolist(),
+        tree.arc_parent.tolist(),
+    )
     for arc in range(n_arcs - 1, -1, -1):  # parents before children
         centre_list[arc] = node_centre[parent_list[arc]] + offset_list[arc]
         node_centre[child_list[arc]] = centre_list[arc]
     centre = np.array(centre_list, dtype=np.float64)
 
     leaf = tree.node_type[tree.arc_child] == NODE_MINIMUM
-    minima = sorted(
-        zip(tree.arc_child[leaf].tolist(), centre[leaf].tolist(), lower[leaf].tolist())
-    )
+    minima = sorted(zip(tree.arc_child[leaf].tolist(), centre[leaf].tolist(), lower[leaf].tolist()))
     junction = ~group_first  # every basin after the first in its group starts a junction
     junction &= tree.node_type[sorted_parent] == NODE_SADDLE
     node_centre_array = np.array(node_centre)
@@ -337,11 +362,15 @@ def landscape_profile(
     sample_arc = np.concatenate([pick_arc, np.arange(n_arcs)])
     ordering = np.lexsort((sample_levels, sample_arc))  # the top goes last within each arc
     sample_levels, sample_widths, sample_arc = (
-        sample_levels[ordering], sample_widths[ordering], sample_arc[ordering]
+        sample_levels[ordering],
+        sample_widths[ordering],
+        sample_arc[ordering],
     )
     keep = np.ones(sample_arc.size, dtype=bool)  # drop repeated heights within an arc
     keep[1:] = (sample_arc[1:] != sample_arc[:-1]) | (sample_levels[1:] != sample_levels[:-1])
-    level_offsets = np.concatenate([[0], np.cumsum(np.bincount(sample_arc[keep], minlength=n_arcs))])
+    level_offsets = np.concatenate(
+        [[0], np.cumsum(np.bincount(sample_arc[keep], minlength=n_arcs))]
+    )
 
     return Profile(
         n_vertices=tree.n_vertices,
