@@ -24,7 +24,9 @@ from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
 
 TOPOLOGY_FILES = ("topology.json", "persistence.csv", "merge_tree.json", "profile.json")
-NONFINITE_POLICY = "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
+NONFINITE_POLICY = (
+    "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
+)
 
 
 def persistence_csv(tree, axes: list[np.ndarray] | None = None) -> str:
