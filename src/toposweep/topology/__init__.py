@@ -1,0 +1,18 @@
+"""Topology stage: merge trees, persistence and topological landscape profiles of loss grids."""
+
+from toposweep.topology.merge_tree import CONNECTIVITIES, MergeTree, merge_tree, simplify
+from toposweep.topology.metrics import persistence_pairs, topology_metrics
+from toposweep.topology.profile import Profile, landscape_profile
+from toposweep.topology.outputs import write_topology_outputs
+
+__all__ = [
+    "CONNECTIVITIES",
+    "MergeTree",
+    "Profile",
+    "landscape_profile",
+    "merge_tree",
+    "persistence_pairs",
+    "simplify",
+    "topology_metrics",
+    "write_topology_outputs",
+]

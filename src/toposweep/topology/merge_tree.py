@@ -1,0 +1,427 @@
+"""Merge (join) trees of the sublevel-set filtration of 1-D to 4-D grids, and their simplification.
+
+Conventions (documented, deterministic):
+
+* Vertices are swept in (value, flat C-order index) order — simulation of simplicity — so plateaus
+  give one deterministic answer. Pairs with zero persistence (ties) never appear as tree nodes.
+* NaN, +inf and -inf are ordered above every finite value (among themselves by flat index). They
+  are counted in ``n_nonfinite`` and never replaced. A pair whose death vertex is non-finite has
+  death ``+inf`` (its basin only merges through non-finite vertices).
+* Every grid vertex belongs to exactly one arc: a minimum to the arc leaving it, a saddle to the arc
+  leaving it upwards, other vertices to the arc of the component they join when swept, and
+  vertices of simplified (absorbed) branches to the elder branch's arc they merged into. When the
+  global maximum is itself a merge vertex, that saddle is the root and its vertex belongs to the
+  elder child's arc.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from toposweep.topology._kernels import NODE_MINIMUM, NODE_ROOT, NODE_SADDLE, sweep_join_tree
+
+CONNECTIVITIES = ("freudenthal", "axis", "full")
+NODE_TYPE_NAMES = {NODE_MINIMUM: "minimum", NODE_SADDLE: "saddle", NODE_ROOT: "root"}
+MAX_NDIM = 4
+
+
+def validate_values(values: Any) -> np.ndarray:
+    """Return `values` as a read-only float64 copy after checking it is a real 1-D to 4-D grid."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"values must be a real numeric array; got dtype {array.dtype}")
+    if not 1 <= array.ndim <= MAX_NDIM:
+        raise ValueError(f"values must have 1 to {MAX_NDIM} dimensions; got ndim={array.ndim}")
+    if array.size < 2:
+        raise ValueError(f"values must have at least 2 grid vertices; got shape {array.shape}")
+    grid = np.array(array, dtype=np.float64, order="C", copy=True)  # owned: later edits by the
+    grid.flags.writeable = False  # caller cannot change a tree built from it
+    return grid
+
+
+def validate_connectivity(connectivity: str) -> str:
+    """Check the connectivity name; raise a ValueError listing the allowed names otherwise."""
+    if connectivity not in CONNECTIVITIES:
+        raise ValueError(
+            f"connectivity must be one of {', '.join(repr(c) for c in CONNECTIVITIES)}; "
+            f"got {connectivity!r}"
+        )
+    return connectivity
+
+
+def neighbour_stencil(shape: tuple[int, ...], connectivity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour offsets of a grid vertex: (deltas of shape (m, ndim), flat C-order offsets (m,)).
+
+    freudenthal: ±Σ_{i∈S} e_i for every non-empty axis subset S (2, 6, 14, 30 in 1-D..4-D; the
+    triangulation TTK uses for regular grids); axis: ±e_i (2n); full: every δ ∈ {-1,0,1}ⁿ \\ {0}.
+    """
+    validate_connectivity(connectivity)
+    ndim = len(shape)
+    if connectivity == "axis":
+        positive = [tuple(int(i == axis) for i in range(ndim)) for axis in range(ndim)]
+    elif connectivity == "freudenthal":
+        positive = [d for d in itertools.product((0, 1), repeat=ndim) if any(d)]
+    else:
+        positive = [d for d in itertools.product((-1, 0, 1), repeat=ndim) if d > (0,) * ndim]
+    half = np.array(positive, dtype=np.int64).reshape(-1, ndim)
+    deltas = np.concatenate([half, -half])
+    strides = np.array([int(np.prod(shape[axis + 1 :])) for axis in range(ndim)], dtype=np.int64)
+    return deltas, deltas @ strides
+
+
+def ordering_key(flat_values: np.ndarray) -> np.ndarray:
+    """Sweep key: the values, with every non-finite value mapped to +inf (above all finite)."""
+    return np.where(np.isfinite(flat_values), flat_values, np.inf)
+
+
+@dataclass(frozen=True, eq=False)
+class MergeTree:
+    """Join tree of the sublevel filtration of a grid, with its 0-dimensional persistence pairs.
+
+    Nodes are ordered by sweep rank (so node 0 is the global minimum and the last node the root);
+    arcs run child → parent (upwards). `vertex_arc` labels every grid vertex with its arc.
+    """
+
+    shape: tuple[int, ...]
+    connectivity: str
+    threshold: float
+    values: np.ndarray  # flat float64 values, original (non-finite kept as is)
+    order: np.ndarray  # flat indices in sweep order
+    node_vertex: np.ndarray
+    node_type: np.ndarray  # int8 codes, see NODE_TYPE_NAMES
+    arc_child: np.ndarray
+    arc_parent: np.ndarray
+    arc_size: np.ndarray
+    vertex_arc: np.ndarray
+    pair_birth_vertex: np.ndarray
+    pair_death_vertex: np.ndarray
+    # After simplification: the values with every removed basin filled up to the saddle where it
+    # was removed (TTK-style flattening); None when nothing was removed (then equal to values).
+    flattened_values: np.ndarray | None = None
+
+    # --- sizes and nodes -------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.values.size)
+
+    @cached_property
+    def n_nonfinite(self) -> int:
+        return int(np.count_nonzero(~np.isfinite(self.values)))
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_vertex.size)
+
+    @property
+    def n_arcs(self) -> int:
+        return int(self.arc_child.size)
+
+    @property
+    def root(self) -> int:
+        """Node id of the root (the node at the last vertex of the sweep)."""
+        return self.n_nodes - 1
+
+    @property
+    def n_minima(self) -> int:
+        return int(np.count_nonzero(self.node_type == NODE_MINIMUM))
+
+    @property
+    def n_saddles(self) -> int:
+        """Number of distinct merge vertices (a multi-saddle counts once)."""
+        return int(np.count_nonzero(self.node_type == NODE_SADDLE))
+
+    @property
+    def node_values(self) -> np.ndarray:
+        return self.values[self.node_vertex]
+
+    @property
+    def node_type_names(self) -> list[str]:
+        return [NODE_TYPE_NAMES[int(t)] for t in self.node_type]
+
+    @property
+    def node_coordinates(self) -> np.ndarray:
+        """Grid coordinates of the nodes, shape (n_nodes, ndim)."""
+        return np.column_stack(np.unravel_index(self.node_vertex, self.shape))
+
+    @property
+    def global_minimum_vertex(self) -> int:
+        """Flat index of the global minimum: the birth of the essential class (never dies)."""
+        return int(self.order[0])
+
+    # --- persistence -----------------------------------------------------------------------
+    @property
+    def births(self) -> np.ndarray:
+        return self.values[self.pair_birth_vertex]
+
+    @property
+    def deaths(self) -> np.ndarray:
+        """Death values; +inf where the death vertex is non-finite."""
+        return ordering_key(self.values[self.pair_death_vertex])
+
+    @property
+    def persistence(self) -> np.ndarray:
+        return self.deaths - self.births
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """Finite 0-dimensional (birth, death) pairs, shape (k, 2), sorted by birth then death."""
+        return np.column_stack([self.births, self.deaths]).reshape(-1, 2)
+
+    def metrics(self) -> dict[str, Any]:
+        """Topological summary numbers of this (possibly simplified) tree; see topology_metrics."""
+        from toposweep.topology.metrics import tree_metrics
+
+        return tree_metrics(self)
+
+    # --- export ----------------------------------------------------------------------------
+    def to_dict(self, axes: list[np.ndarray] | None = None) -> dict[str, Any]:
+        """JSON-ready nodes and arcs (non-finite values become null with a `nonfinite` flag)."""
+        from toposweep.topology.io import json_float
+
+        coordinates = self.node_coordinates
+        positions = grid_positions(coordinates, axes)
+        nodes = []
+        for node in range(self.n_nodes):
+            value = float(self.values[self.node_vertex[node]])
+            entry: dict[str, Any] = {
+                "id": node,
+                "type": NODE_TYPE_NAMES[int(self.node_type[node])],
+                "vertex": int(self.node_vertex[node]),
+                "coordinates": [int(c) for c in coordinates[node]],
+                "value": json_float(value),
+                "nonfinite": not np.isfinite(value),
+            }
+            if positions is not None:
+                entry["position"] = [float(p) for p in positions[node]]
+            nodes.append(entry)
+        arcs = [
+            {
+                "id": arc,
+                "child": int(self.arc_child[arc]),
+                "parent": int(self.arc_parent[arc]),
+                "size": int(self.arc_size[arc]),
+            }
+            for arc in range(self.n_arcs)
+        ]
+        return {
+            "shape": list(self.shape),
+            "connectivity": self.connectivity,
+            "threshold": self.threshold,
+            "n_vertices": self.n_vertices,
+            "n_nonfinite": self.n_nonfinite,
+            "root": self.root,
+            "nodes": nodes,
+            "arcs": arcs,
+        }
+
+
+def grid_positions(coordinates: np.ndarray, axes: list[np.ndarray] | None) -> np.ndarray | None:
+    """Map integer grid coordinates (k, ndim) to axis positions, or None without axes."""
+    if axes is None:
+        return None
+    columns = [np.asarray(axis, dtype=np.float64)[coordinates[:, i]] for i, axis in enumerate(axes)]
+    return np.column_stack(columns).reshape(coordinates.shape)
+
+
+def validate_axes(axes: list[np.ndarray] | None, shape: tuple[int, ...]) -> list[np.ndarray] | None:
+    """Check that there is one 1-D coordinate array per grid dimension, of matching length."""
+    if axes is None:
+        return None
+    axes = [np.asarray(axis, dtype=np.float64) for axis in axes]
+    if len(axes) != len(shape) or any(a.shape != (n,) for a, n in zip(axes, shape)):
+        raise ValueError(
+            f"axes must be {len(shape)} 1-D arrays of lengths {list(shape)}; "
+            f"got shapes {[a.shape for a in axes]}"
+        )
+    return axes
+
+
+def _sorted_pairs(values: np.ndarray, birth_vertex: np.ndarray, death_vertex: np.ndarray):
+    """Pairs sorted by (birth, death, birth vertex) so every output is deterministic."""
+    deaths = ordering_key(values[death_vertex])
+    index = np.lexsort((birth_vertex, deaths, values[birth_vertex]))
+    return birth_vertex[index], death_vertex[index]
+
+
+def build_merge_tree(
+    values: Any, connectivity: str = "freudenthal", threshold: float = 0.0
+) -> MergeTree:
+    """One sweep: the merge tree with every pair of persistence < threshold (and 0) absorbed."""
+    validate_connectivity(connectivity)
+    grid = validate_values(values)
+    flat = grid.reshape(-1)
+    key = ordering_key(flat)
+    order = np.argsort(key, kind="stable")
+    deltas, offsets = neighbour_stencil(grid.shape, connectivity)
+    shape = np.array(grid.shape, dtype=np.int64)
+    node_vertex, node_type, arc_child, arc_parent, arc_size, vertex_arc, births, deaths = (
+        sweep_join_tree(key, order, shape, deltas, offsets, float(threshold))
+    )
+    del key
+    births, deaths = _sorted_pairs(flat, births, deaths)
+    return MergeTree(
+        shape=tuple(int(n) for n in grid.shape),
+        connectivity=connectivity,
+        threshold=float(threshold),
+        values=flat,
+        order=order,
+        node_vertex=node_vertex,
+        node_type=node_type,
+        arc_child=arc_child,
+        arc_parent=arc_parent,
+        arc_size=arc_size,
+        vertex_arc=vertex_arc,
+        pair_birth_vertex=births,
+        pair_death_vertex=deaths,
+    )
+
+
+def merge_tree(values: Any, connectivity: str = "freudenthal") -> MergeTree:
+    """Join tree of the sublevel-set filtration of a 1-D to 4-D array.
+
+    `connectivity` is "freudenthal" (default, TTK's triangulation), "axis" (2n neighbours) or
+    "full" (3ⁿ−1 neighbours). Ties are broken by (value, flat index); zero-persistence pairs
+    are not nodes. NaN/±inf are ordered above every finite value (see module docstring).
+    """
+    return build_merge_tree(values, connectivity, threshold=0.0)
+
+
+def absolute_threshold(values: np.ndarray, threshold: float, relative_threshold: bool) -> float:
+    """Threshold in value units: `threshold` itself, or times the finite value range if relative."""
+    threshold = float(threshold)
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be a finite number >= 0; got {threshold}")
+    if not relative_threshold:
+        return threshold
+    finite = values[np.isfinite(values)]
+    value_range = float(finite.max() - finite.min()) if finite.size else 0.0
+    return threshold * value_range
+
+
+def simplify(
+    values_or_tree: Any,
+    threshold: float,
+    relative_threshold: bool = False,
+    connectivity: str = "freudenthal",
+) -> MergeTree:
+    """Merge tree with every pair of persistence below `threshold` removed.
+
+    Like TTK's topological simplification by persistence followed by a new merge tree: removed
+    branches are absorbed by the elder branch at their saddle, saddles left with one child become
+    regular, and `flattened_values` holds the values with removed basins filled to their saddle.
+    `threshold` is absolute, or a fraction of the finite value range when `relative_threshold`
+    is true. Accepts a grid (then `connectivity` applies) or a MergeTree.
+    """
+    if isinstance(values_or_tree, MergeTree):
+        tree = values_or_tree
+        threshold_abs = absolute_threshold(tree.values, threshold, relative_threshold)
+        return _prune(tree, threshold_abs)
+    grid = validate_values(values_or_tree)
+    threshold_abs = absolute_threshold(grid.reshape(-1), threshold, relative_threshold)
+    return _prune(build_merge_tree(grid, connectivity), threshold_abs)
+
+
+def _prune(tree: MergeTree, threshold: float) -> MergeTree:
+    """Remove every branch of persistence < threshold from an existing tree (arc-level work)."""
+    if threshold <= tree.threshold:
+        return tree
+    key_of = ordering_key(tree.values[tree.node_vertex])  # per node
+    n_arcs, n_nodes = tree.n_arcs, tree.n_nodes
+    redirect = np.full(n_arcs, -1, dtype=np.int64)
+    upper = tree.arc_parent.copy()
+    node_alive = np.ones(n_nodes, dtype=bool)
+    node_type = tree.node_type.copy()
+    removal_level = np.full(n_arcs, -np.inf)  # level a removed arc was flattened to
+    birth_node = np.full(n_arcs, -1, dtype=np.int64)  # the elder minimum of each arc's subtree
+    up_arc = np.full(n_nodes, -1, dtype=np.int64)
+    children: list[list[int]] = [[] for _ in range(n_nodes)]
+    for arc in range(n_arcs):
+        up_arc[tree.arc_child[arc]] = arc
+        children[tree.arc_parent[arc]].append(arc)
+        if tree.node_type[tree.arc_child[arc]] == NODE_MINIMUM:
+            birth_node[arc] = tree.arc_child[arc]
+
+    def find(arc: int) -> int:
+        while redirect[arc] >= 0:
+            arc = redirect[arc]
+        return arc
+
+    for node in range(n_nodes):  # node ids follow sweep rank: children before parents
+        if tree.node_type[node] != NODE_SADDLE:
+            continue
+        child_arcs = [find(arc) for arc in children[node]]
+        # elder: the child whose branch minimum comes first in the sweep (lowest node id)
+        elder = min(child_arcs, key=lambda arc: birth_node[arc])
+        n_kept = 0
+        for arc in child_arcs:
+            if arc == elder:
+                continue
+            if key_of[node] - key_of[birth_node[arc]] >= threshold:
+                n_kept += 1
+            else:
+                redirect[arc] = elder
+                removal_level[arc] = key_of[node]
+                node_alive[tree.arc_child[arc]] = False
+        if n_kept > 0:
+            if up_arc[node] >= 0:
+                birth_node[up_arc[node]] = birth_node[elder]
+        elif up_arc[node] >= 0:  # the saddle became regular: join the elder arc and the arc above
+            redirect[up_arc[node]] = elder
+            upper[elder] = upper[up_arc[node]]
+            node_alive[node] = False
+        else:  # the saddle was the root (global maximum); now it is a plain root
+            node_type[node] = NODE_ROOT
+
+    # A vertex is flattened to the highest removal level on its arc's redirect chain.
+    flatten_level = np.full(n_arcs, np.nan)
+    for arc in range(n_arcs):
+        chain = []
+        walk = arc
+        while redirect[walk] >= 0 and np.isnan(flatten_level[walk]):
+            chain.append(walk)
+            walk = redirect[walk]
+        level = -np.inf if redirect[walk] < 0 else flatten_level[walk]
+        for member in reversed(chain):
+            level = max(level, removal_level[member])
+            flatten_level[member] = level
+        if redirect[arc] < 0:
+            flatten_level[arc] = -np.inf
+    previous = tree.flattened_values if tree.flattened_values is not None else tree.values
+    flattened = np.maximum(previous, flatten_level[tree.vertex_arc])
+
+    kept_arcs = redirect < 0
+    arc_new_id = np.cumsum(kept_arcs) - 1
+    final = np.array([find(arc) for arc in range(n_arcs)], dtype=np.int64)
+    arc_map = arc_new_id[final] if n_arcs else final
+    node_new_id = np.cumsum(node_alive) - 1
+    vertex_arc = arc_map[tree.vertex_arc]
+    n_new_arcs = int(kept_arcs.sum())
+    arc_child = node_new_id[tree.arc_child[kept_arcs]]
+    arc_parent = node_new_id[upper[kept_arcs]]
+    pers = tree.persistence
+    keep_pair = pers >= threshold
+    return MergeTree(
+        shape=tree.shape,
+        connectivity=tree.connectivity,
+        threshold=float(threshold),
+        values=tree.values,
+        order=tree.order,
+        node_vertex=tree.node_vertex[node_alive],
+        node_type=node_type[node_alive],
+        arc_child=arc_child,
+        arc_parent=arc_parent,
+        arc_size=np.bincount(vertex_arc, minlength=n_new_arcs).astype(np.int64),
+        vertex_arc=vertex_arc,
+        pair_birth_vertex=tree.pair_birth_vertex[keep_pair],
+        pair_death_vertex=tree.pair_death_vertex[keep_pair],
+        flattened_values=flattened,
+    )

@@ -1,0 +1,114 @@
+"""The topology stage's files for one landscape grid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import toposweep
+from toposweep.topology.io import json_float, write_atomic, write_json_atomic
+from toposweep.topology.merge_tree import (
+    grid_positions,
+    merge_tree,
+    simplify,
+    validate_axes,
+    validate_values,
+)
+from toposweep.topology.metrics import tree_metrics
+from toposweep.topology.profile import landscape_profile
+
+TOPOLOGY_FILES = ("topology.json", "persistence.csv", "merge_tree.json", "profile.json")
+NONFINITE_POLICY = (
+    "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
+)
+
+
+def persistence_csv(tree, axes: list[np.ndarray] | None = None) -> str:
+    """CSV text of the finite pairs: birth, death, persistence, vertices and grid coordinates."""
+    ndim = tree.ndim
+    header = ["birth", "death", "persistence", "birth_vertex", "death_vertex"]
+    header += [f"birth_i{k}" for k in range(ndim)] + [f"death_i{k}" for k in range(ndim)]
+    if axes is not None:
+        header += [f"birth_x{k}" for k in range(ndim)] + [f"death_x{k}" for k in range(ndim)]
+    birth_coords = np.column_stack(np.unravel_index(tree.pair_birth_vertex, tree.shape))
+    death_coords = np.column_stack(np.unravel_index(tree.pair_death_vertex, tree.shape))
+    birth_pos = grid_positions(birth_coords, axes)
+    death_pos = grid_positions(death_coords, axes)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    births, deaths, persistence = tree.births, tree.deaths, tree.persistence
+    for k in range(births.size):
+        row: list[Any] = [
+            repr(float(births[k])),
+            repr(float(deaths[k])),
+            repr(float(persistence[k])),
+        ]
+        row += [int(tree.pair_birth_vertex[k]), int(tree.pair_death_vertex[k])]
+        row += [int(c) for c in birth_coords[k]] + [int(c) for c in death_coords[k]]
+        if axes is not None:
+            row += [repr(float(x)) for x in birth_pos[k]] + [repr(float(x)) for x in death_pos[k]]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_topology_outputs(
+    values: Any,
+    out_dir: str | os.PathLike,
+    connectivity: str = "freudenthal",
+    threshold: float = 0.0,
+    relative_threshold: bool = False,
+    axes: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Compute the merge tree, persistence, metrics and profile of one landscape and write
+    topology.json, persistence.csv, merge_tree.json and profile.json into `out_dir` (each
+    atomically: temp file in the same directory, then os.replace). `axes` (one coordinate array
+    per dimension) adds axis positions next to grid coordinates. Returns topology.json's content.
+    """
+    grid = validate_values(values)
+    axes = validate_axes(axes, grid.shape)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
+    metrics = tree_metrics(tree)
+    elapsed = time.perf_counter() - start
+    profile = landscape_profile(tree)
+
+    minimum_vertex = tree.global_minimum_vertex
+    minimum_coords = np.array(np.unravel_index(minimum_vertex, tree.shape)).reshape(1, -1)
+    minimum_position = grid_positions(minimum_coords, axes)
+    all_nonfinite = metrics["n_nonfinite"] == metrics["n_vertices"]
+    summary = {
+        "status": "diverged" if all_nonfinite else "ok",
+        "settings": {
+            "backend": "toposweep",
+            "connectivity": connectivity,
+            "threshold": float(threshold),
+            "relative_threshold": bool(relative_threshold),
+            "shape": list(tree.shape),
+            "nonfinite_policy": NONFINITE_POLICY,
+            "code_version": toposweep.__version__,
+        },
+        "metrics": metrics,
+        "global_minimum": {
+            "vertex": int(minimum_vertex),
+            "coordinates": [int(c) for c in minimum_coords[0]],
+            "position": (
+                None if minimum_position is None else [float(x) for x in minimum_position[0]]
+            ),
+            "value": json_float(tree.values[minimum_vertex]),
+        },
+        "compute_seconds": elapsed,
+    }
+    tree_dict = tree.to_dict(axes)
+    write_atomic(out_dir / "persistence.csv", persistence_csv(tree, axes))
+    write_json_atomic(out_dir / "merge_tree.json", tree_dict)
+    write_atomic(out_dir / "profile.json", profile.to_json() + "\n")
+    write_json_atomic(out_dir / "topology.json", summary)  # last: its presence marks completion
+    return summary

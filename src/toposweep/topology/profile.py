@@ -1,0 +1,394 @@
+"""Topological landscape profiles (Oesterling et al. 2013, as used for loss landscapes).
+
+Every arc of the merge tree is a basin: the sublevel-set component below the arc's upper node.
+Its region in the profile is mirrored about its centre line and its full width at height y is
+the number of grid vertices of the basin with loss <= y, so the area of a basin equals its
+volume (in grid cells) — the profile is volume preserving and the top is n_vertices wide.
+A basin's own polygon is its band between its lower node (minimum or saddle) and its upper node;
+the basins merging at its lower node sit side by side (largest first) beneath that band, so the
+full region of a basin is its band plus the bands of all basins below it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from toposweep.topology._kernels import NODE_MINIMUM, NODE_SADDLE
+from toposweep.topology.io import json_safe
+from toposweep.topology.merge_tree import NODE_TYPE_NAMES, MergeTree
+
+MAX_LEVELS_PER_BASIN = 64
+MAX_LEVELS_TOTAL = 100_000  # keeps profile.json small for trees with very many basins
+NONFINITE_MARGIN = 0.05  # non-finite vertices are drawn this fraction of the range above the max
+
+
+@dataclass
+class Basin:
+    """One basin (merge-tree arc) of a profile."""
+
+    id: int
+    node: int  # merge-tree node at the bottom of the band (minimum or saddle)
+    node_type: str
+    parent: int | None  # basin this one merges into (None at the top)
+    children: list[int]
+    lower: float  # height of the band's bottom (node value)
+    upper: float  # height where the basin merges (parent node value)
+    minimum: float  # deepest loss inside the basin
+    size: int  # grid vertices in the basin (its width at `upper`)
+    centre: float
+    levels: np.ndarray  # sampled heights of the band, increasing
+    widths: np.ndarray  # full width of the basin at each level
+
+    @property
+    def polygon(self) -> np.ndarray:
+        """Band outline (m, 2): left side upwards, then right side downwards."""
+        return band_polygon(self.centre, self.levels, self.widths)
+
+
+def band_polygon(centre: float, levels: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Mirrored outline of a band: left side upwards, then right side downwards."""
+    left = np.column_stack([centre - widths / 2, levels])
+    right = np.column_stack([centre + widths / 2, levels])[::-1]
+    return np.concatenate([left, right])
+
+
+@dataclass(eq=False)
+class Profile:
+    """A topological landscape profile: nested mirrored basins with their minima and saddles.
+
+    Stored column-wise (one entry per basin = merge-tree arc; outlines concatenated, basin i's
+    levels and widths at level_offsets[i]:level_offsets[i+1]); `basins` gives Basin objects.
+    """
+
+    n_vertices: int
+    n_nonfinite: int
+    value_min: float
+    value_max: float
+    nonfinite_height: float | None
+    basin_node: np.ndarray
+    basin_node_type: np.ndarray  # int8 node type codes
+    basin_parent: np.ndarray  # -1 at the top
+    basin_lower: np.ndarray
+    basin_upper: np.ndarray
+    basin_minimum: np.ndarray
+    basin_size: np.ndarray
+    basin_centre: np.ndarray
+    level_offsets: np.ndarray
+    levels: np.ndarray
+    widths: np.ndarray
+    minima: list[tuple[int, float, float]]  # (node, x, y)
+    saddles: list[tuple[int, float, float]]  # (node, x, y), one per junction of merging basins
+
+    @property
+    def n_basins(self) -> int:
+        return int(self.basin_node.size)
+
+    @cached_property
+    def basins(self) -> list[Basin]:
+        children: list[list[int]] = [[] for _ in range(self.n_basins)]
+        for basin, parent in enumerate(self.basin_parent.tolist()):
+            if parent >= 0:
+                children[parent].append(basin)
+        result = []
+        for i in range(self.n_basins):
+            start, stop = self.level_offsets[i], self.level_offsets[i + 1]
+            result.append(
+                Basin(
+                    id=i,
+                    node=int(self.basin_node[i]),
+                    node_type=NODE_TYPE_NAMES[int(self.basin_node_type[i])],
+                    parent=None if self.basin_parent[i] < 0 else int(self.basin_parent[i]),
+                    children=children[i],
+                    lower=float(self.basin_lower[i]),
+                    upper=float(self.basin_upper[i]),
+                    minimum=float(self.basin_minimum[i]),
+                    size=int(self.basin_size[i]),
+                    centre=float(self.basin_centre[i]),
+                    levels=self.levels[start:stop],
+                    widths=self.widths[start:stop],
+                )
+            )
+        return result
+
+    @property
+    def top_width(self) -> float:
+        """Width of the profile at its top level (equals n_vertices)."""
+        tops = np.flatnonzero(self.basin_parent < 0)
+        return float(self.widths[self.level_offsets[tops + 1] - 1].sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: basins with polygons, minima and saddles."""
+        type_names = [NODE_TYPE_NAMES[int(t)] for t in self.basin_node_type]
+        parents = self.basin_parent.tolist()
+        children: list[list[int]] = [[] for _ in range(self.n_basins)]
+        for basin, parent in enumerate(parents):
+            if parent >= 0:
+                children[parent].append(basin)
+        offsets = self.level_offsets.tolist()
+        levels, widths = self.levels.tolist(), self.widths.tolist()
+        centres = self.basin_centre.tolist()
+        basins = []
+        for i in range(self.n_basins):
+            c, ys, ws = (
+                centres[i],
+                levels[offsets[i] : offsets[i + 1]],
+                widths[offsets[i] : offsets[i + 1]],
+            )
+            polygon = [[c - w / 2, y] for y, w in zip(ys, ws)]
+            polygon += [[c + w / 2, y] for y, w in zip(reversed(ys), reversed(ws))]
+            basins.append(
+                {
+                    "id": i,
+                    "node": int(self.basin_node[i]),
+                    "node_type": type_names[i],
+                    "parent": None if parents[i] < 0 else parents[i],
+                    "children": children[i],
+                    "lower": float(self.basin_lower[i]),
+                    "upper": float(self.basin_upper[i]),
+                    "minimum": float(self.basin_minimum[i]),
+                    "size": int(self.basin_size[i]),
+                    "centre": c,
+                    "polygon": polygon,
+                }
+            )
+        header = json_safe(
+            {
+                "n_vertices": self.n_vertices,
+                "n_nonfinite": self.n_nonfinite,
+                "value_min": self.value_min,
+                "value_max": self.value_max,
+                "nonfinite_height": self.nonfinite_height,
+            }
+        )
+        return {
+            **header,
+            "basins": basins,  # heights are finite by construction
+            "minima": [{"node": n, "x": x, "y": y} for n, x, y in self.minima],
+            "saddles": [{"node": n, "x": x, "y": y} for n, x, y in self.saddles],
+        }
+
+    def to_json(self) -> str:
+        """The profile as a strict-JSON string (see `to_dict`)."""
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    def plot(self, ax=None, cmap: str = "viridis", outline_color: str = "0.15"):
+        """Draw the profile with matplotlib: bands coloured by loss, minima and saddles marked."""
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import PolyCollection
+        from matplotlib.colors import Normalize
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4.5))
+        top = self.nonfinite_height if self.nonfinite_height is not None else self.value_max
+        norm = Normalize(
+            vmin=self.value_min, vmax=top if top > self.value_min else self.value_min + 1
+        )
+        colormap = plt.get_cmap(cmap)
+        slices, colours, outlines = [], [], []
+        colour_step = (top - self.value_min) / 150 if top > self.value_min else 1.0
+        for basin in self.basins:
+            c = basin.centre
+            # extra levels (widths interpolated like the outline) give a smooth loss gradient
+            extra = np.arange(basin.lower, basin.upper, colour_step)
+            y = np.union1d(basin.levels, extra)
+            w = np.interp(y, basin.levels, basin.widths)
+            for k in range(len(y) - 1):
+                slices.append(
+                    [
+                        (c - w[k] / 2, y[k]),
+                        (c + w[k] / 2, y[k]),
+                        (c + w[k + 1] / 2, y[k + 1]),
+                        (c - w[k + 1] / 2, y[k + 1]),
+                    ]
+                )
+                colours.append(colormap(norm((y[k] + y[k + 1]) / 2)))
+            outlines.append(basin.polygon)
+        ax.add_collection(
+            PolyCollection(slices, facecolors=colours, edgecolors=colours, linewidths=0.3)
+        )
+        ax.add_collection(
+            PolyCollection(outlines, facecolors="none", edgecolors=outline_color, linewidths=0.6)
+        )
+        if self.minima:
+            _, mx, my = zip(*self.minima)
+            ax.scatter(mx, my, marker="v", s=28, color="tab:red", zorder=3, label="minimum")
+        if self.saddles:
+            _, sx, sy = zip(*self.saddles)
+            ax.scatter(
+                sx,
+                sy,
+                marker="X",
+                s=28,
+                color="white",
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=3,
+                label="saddle",
+            )
+        if self.nonfinite_height is not None:
+            ax.axhline(self.nonfinite_height, color="0.4", ls="--", lw=0.8, label="non-finite")
+        ax.set_xlim(0, self.n_vertices)
+        span = top - self.value_min
+        pad = 0.03 * span if span > 0 else 0.5
+        ax.set_ylim(self.value_min - pad, top + pad)
+        ax.set_xlabel("grid vertices (basin width = vertices below the level)")
+        ax.set_ylabel("loss")
+        ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap), ax=ax, label="loss")
+        ax.legend(loc="best", fontsize=8)
+        return ax
+
+
+def landscape_profile(
+    tree: MergeTree,
+    max_levels_per_basin: int = MAX_LEVELS_PER_BASIN,
+    max_levels_total: int = MAX_LEVELS_TOTAL,
+) -> Profile:
+    """Topological landscape profile of a merge tree (see module docstring).
+
+    Each band's outline is sampled at up to `max_levels_per_basin` heights (evenly spaced ranks
+    of the basin's own vertex values, from its bottom node, plus its top; fewer when the tree has
+    so many basins that `max_levels_total` would be exceeded, but at least 2), with the exact
+    widths there. Trees from `simplify` use their flattened values.
+    """
+    values = tree.values if tree.flattened_values is None else tree.flattened_values
+    finite = np.isfinite(values)
+    n_finite = int(finite.sum())
+    value_min = float(values[finite].min()) if n_finite else 0.0
+    value_max = float(values[finite].max()) if n_finite else 0.0
+    nonfinite_height = None
+    if tree.n_nonfinite:
+        span = value_max - value_min
+        nonfinite_height = value_max + (NONFINITE_MARGIN * span if span > 0 else 1.0)
+    heights = np.where(finite, values, nonfinite_height if nonfinite_height is not None else 0.0)
+    # every arc's own vertex heights, sorted, arcs one after another
+    if tree.flattened_values is None:  # the sweep order is sorted by height already
+        grouping = tree.order[np.argsort(tree.vertex_arc[tree.order], kind="stable")]
+    else:  # flattened vertices moved up: sort by (arc, height)
+        grouping = np.lexsort((heights, tree.vertex_arc))
+    grouped_heights = heights[grouping]
+    grouped_arcs = tree.vertex_arc[grouping]
+    del grouping
+    n_arcs = tree.n_arcs
+    arc_size = tree.arc_size
+    starts = np.concatenate([[0], np.cumsum(arc_size)])
+    # own vertices at or below the height at each position = end of its run of equal heights
+    n = grouped_heights.size
+    run_last = np.ones(n, dtype=bool)
+    run_last[:-1] = (grouped_arcs[1:] != grouped_arcs[:-1]) | (
+        grouped_heights[1:] != grouped_heights[:-1]
+    )
+    run_end = np.minimum.accumulate(np.where(run_last, np.arange(n), n)[::-1])[::-1]
+    del run_last, grouped_arcs
+
+    node_height = heights[tree.node_vertex]
+    lower = node_height[tree.arc_child]
+    upper = node_height[tree.arc_parent]
+    up_arc = np.full(tree.n_nodes, -1, dtype=np.int64)
+    up_arc[tree.arc_child] = np.arange(n_arcs)
+    parent_arc = up_arc[tree.arc_parent]
+
+    # sizes and minima of whole basins: arc ids follow the sweep, children before parents
+    below = [0] * n_arcs  # vertices in the basins merging at each arc's bottom
+    subtree = arc_size.tolist()
+    deepest = lower.tolist()
+    parents = parent_arc.tolist()
+    for arc in range(n_arcs):
+        subtree[arc] += below[arc]
+        parent = parents[arc]
+        if parent >= 0:
+            below[parent] += subtree[arc]
+            deepest[parent] = min(deepest[parent], deepest[arc])
+    subtree_size = np.array(subtree, dtype=np.int64)
+    below_size = np.array(below, dtype=np.int64)
+
+    # layout: merging basins side by side, largest first, centred under their parent band
+    by_parent = np.lexsort((np.arange(n_arcs), -subtree_size, tree.arc_parent))
+    sorted_parent = tree.arc_parent[by_parent]
+    cumulative = np.cumsum(subtree_size[by_parent])
+    group_first = np.ones(n_arcs, dtype=bool)
+    group_first[1:] = sorted_parent[1:] != sorted_parent[:-1]
+    group_start = np.maximum.accumulate(np.where(group_first, np.arange(n_arcs), 0))
+    before = (
+        cumulative - subtree_size[by_parent] - (cumulative - subtree_size[by_parent])[group_start]
+    )
+    group_total = np.zeros(tree.n_nodes, dtype=np.int64)
+    np.add.at(group_total, tree.arc_parent, subtree_size)
+    offset = np.empty(n_arcs, dtype=np.float64)
+    offset[by_parent] = before + subtree_size[by_parent] / 2 - group_total[sorted_parent] / 2
+    node_centre = [0.0] * tree.n_nodes
+    node_centre[tree.root] = tree.n_vertices / 2
+    centre_list = [0.0] * n_arcs
+    offset_list, child_list, parent_list = (
+        offset.tolist(),
+        tree.arc_child.tolist(),
+        tree.arc_parent.tolist(),
+    )
+    for arc in range(n_arcs - 1, -1, -1):  # parents before children
+        centre_list[arc] = node_centre[parent_list[arc]] + offset_list[arc]
+        node_centre[child_list[arc]] = centre_list[arc]
+    centre = np.array(centre_list, dtype=np.float64)
+
+    leaf = tree.node_type[tree.arc_child] == NODE_MINIMUM
+    minima = sorted(zip(tree.arc_child[leaf].tolist(), centre[leaf].tolist(), lower[leaf].tolist()))
+    junction = ~group_first  # every basin after the first in its group starts a junction
+    junction &= tree.node_type[sorted_parent] == NODE_SADDLE
+    node_centre_array = np.array(node_centre)
+    junction_x = node_centre_array[sorted_parent] - group_total[sorted_parent] / 2 + before
+    saddles = sorted(
+        zip(
+            sorted_parent[junction].tolist(),
+            junction_x[junction].tolist(),
+            node_height[sorted_parent[junction]].tolist(),
+        )
+    )
+
+    # band outlines: evenly spaced ranks of each arc's own heights (first = bottom), then the top
+    levels_cap = int(np.clip(max_levels_total // max(n_arcs, 1), 2, max_levels_per_basin))
+    picks = np.minimum(arc_size, levels_cap - 1)
+    pick_arc = np.repeat(np.arange(n_arcs), picks)
+    pick_offsets = np.concatenate([[0], np.cumsum(picks)])
+    rank_in_arc = np.arange(pick_offsets[-1]) - pick_offsets[pick_arc]
+    fraction = rank_in_arc / np.maximum(picks[pick_arc] - 1, 1)
+    position = starts[pick_arc] + np.round(fraction * (arc_size[pick_arc] - 1)).astype(np.int64)
+    sample_levels = np.concatenate([grouped_heights[position], upper])
+    sample_widths = np.concatenate(
+        [below_size[pick_arc] + run_end[position] - starts[pick_arc] + 1, subtree_size]
+    )
+    sample_arc = np.concatenate([pick_arc, np.arange(n_arcs)])
+    ordering = np.lexsort((sample_levels, sample_arc))  # the top goes last within each arc
+    sample_levels, sample_widths, sample_arc = (
+        sample_levels[ordering],
+        sample_widths[ordering],
+        sample_arc[ordering],
+    )
+    keep = np.ones(sample_arc.size, dtype=bool)  # drop repeated heights within an arc
+    keep[1:] = (sample_arc[1:] != sample_arc[:-1]) | (sample_levels[1:] != sample_levels[:-1])
+    level_offsets = np.concatenate(
+        [[0], np.cumsum(np.bincount(sample_arc[keep], minlength=n_arcs))]
+    )
+
+    return Profile(
+        n_vertices=tree.n_vertices,
+        n_nonfinite=tree.n_nonfinite,
+        value_min=value_min,
+        value_max=value_max,
+        nonfinite_height=nonfinite_height,
+        basin_node=tree.arc_child.copy(),
+        basin_node_type=tree.node_type[tree.arc_child],
+        basin_parent=parent_arc,
+        basin_lower=lower,
+        basin_upper=upper,
+        basin_minimum=np.array(deepest, dtype=np.float64),
+        basin_size=subtree_size,
+        basin_centre=centre,
+        level_offsets=level_offsets.astype(np.int64),
+        levels=sample_levels[keep].astype(np.float64),
+        widths=sample_widths[keep].astype(np.float64),
+        minima=minima,
+        saddles=saddles,
+    )
