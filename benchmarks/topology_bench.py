@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from toposweep.topology.io import write_json_atomic  # noqa: E402
+from toposweep.io import write_json  # noqa: E402
 
 SMOOTHING_SIGMA = 2.0  # grid cells
 SEED = 0
@@ -191,7 +191,7 @@ def main() -> None:
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": rows,
     }
-    write_json_atomic(args.output, report)
+    write_json(args.output, report)
     print(markdown_table(report))
     print(f"\nwrote {args.output}")
 

@@ -36,11 +36,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """JSON of results, numpy scalars and arrays included. Non-finite floats are kept as
+    NaN/Infinity tokens (Python's json and pandas read them back): reported, never replaced."""
+    return json.dumps(obj, indent=indent, default=_json_default)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically. Non-finite floats are kept as NaN/Infinity tokens (Python's json
-    reads them back), never replaced."""
+    """Write JSON atomically (see `json_text`)."""
+    write_text(path, json_text(obj) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -184,9 +184,7 @@ class MergeTree:
 
     # --- export ----------------------------------------------------------------------------
     def to_dict(self, axes: list[np.ndarray] | None = None) -> dict[str, Any]:
-        """JSON-ready nodes and arcs (non-finite values become null with a `nonfinite` flag)."""
-        from toposweep.topology.io import json_float
-
+        """JSON-ready nodes and arcs (non-finite values kept, with a `nonfinite` flag)."""
         coordinates = self.node_coordinates
         positions = grid_positions(coordinates, axes)
         nodes = []
@@ -197,7 +195,7 @@ class MergeTree:
                 "type": NODE_TYPE_NAMES[int(self.node_type[node])],
                 "vertex": int(self.node_vertex[node]),
                 "coordinates": [int(c) for c in coordinates[node]],
-                "value": json_float(value),
+                "value": value,
                 "nonfinite": not np.isfinite(value),
             }
             if positions is not None:

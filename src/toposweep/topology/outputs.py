@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import toposweep
-from toposweep.topology.io import json_float, write_atomic, write_json_atomic
+from toposweep.io import write_json, write_text
 from toposweep.topology.merge_tree import (
     grid_positions,
     merge_tree,
@@ -102,13 +102,13 @@ def write_topology_outputs(
             "position": (
                 None if minimum_position is None else [float(x) for x in minimum_position[0]]
             ),
-            "value": json_float(tree.values[minimum_vertex]),
+            "value": float(tree.values[minimum_vertex]),
         },
         "compute_seconds": elapsed,
     }
     tree_dict = tree.to_dict(axes)
-    write_atomic(out_dir / "persistence.csv", persistence_csv(tree, axes))
-    write_json_atomic(out_dir / "merge_tree.json", tree_dict)
-    write_atomic(out_dir / "profile.json", profile.to_json() + "\n")
-    write_json_atomic(out_dir / "topology.json", summary)  # last: its presence marks completion
+    write_text(out_dir / "persistence.csv", persistence_csv(tree, axes))
+    write_json(out_dir / "merge_tree.json", tree_dict)
+    write_text(out_dir / "profile.json", profile.to_json() + "\n")
+    write_json(out_dir / "topology.json", summary)  # last: its presence marks completion
     return summary

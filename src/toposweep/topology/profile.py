@@ -11,7 +11,6 @@ full region of a basin is its band plus the bands of all basins below it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from toposweep.topology._kernels import NODE_MINIMUM, NODE_SADDLE
-from toposweep.topology.io import json_safe
+from toposweep.io import json_text
 from toposweep.topology.merge_tree import NODE_TYPE_NAMES, MergeTree
 
 MAX_LEVELS_PER_BASIN = 64
@@ -156,15 +155,13 @@ class Profile:
                     "polygon": polygon,
                 }
             )
-        header = json_safe(
-            {
-                "n_vertices": self.n_vertices,
-                "n_nonfinite": self.n_nonfinite,
-                "value_min": self.value_min,
-                "value_max": self.value_max,
-                "nonfinite_height": self.nonfinite_height,
-            }
-        )
+        header = {  # numpy scalars are converted by json_text; None stays null
+            "n_vertices": self.n_vertices,
+            "n_nonfinite": self.n_nonfinite,
+            "value_min": self.value_min,
+            "value_max": self.value_max,
+            "nonfinite_height": self.nonfinite_height,
+        }
         return {
             **header,
             "basins": basins,  # heights are finite by construction
@@ -173,8 +170,8 @@ class Profile:
         }
 
     def to_json(self) -> str:
-        """The profile as a strict-JSON string (see `to_dict`)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
+        """The profile as a JSON string (see `to_dict`)."""
+        return json_text(self.to_dict(), indent=None)
 
     def plot(self, ax=None, cmap: str = "viridis", outline_color: str = "0.15"):
         """Draw the profile with matplotlib: bands coloured by loss, minima and saddles marked."""
