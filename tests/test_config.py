@@ -144,11 +144,13 @@ def test_every_key_is_documented_with_its_default():
     """config/README.md has a row `| key | default | ...` for every key of the schema."""
     text = (REPO / "config" / "README.md").read_text()
     schema = load_schema()
-    sections = {"experiment": "## An experiment", **{p: f"## `{p}` settings" for p in PROBLEMS}}
-    for name, heading in sections.items():
+    experiment = schema["$defs"]["experiment"]
+    definitions = {"## An experiment": experiment,
+                   "## `topology` settings": experiment["properties"]["topology"],
+                   **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
+    for heading, definition in definitions.items():
         assert heading in text, heading
         section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-        definition = schema["$defs"][name if name == "experiment" else f"{name}_settings"]
         for key, spec in definition["properties"].items():
             row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), None)
             assert row is not None, f"{heading}: no row for {key}"

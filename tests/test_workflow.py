@@ -64,6 +64,23 @@ def test_a_finished_sweep_has_nothing_left_to_do(tiny_sweep):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_topology_rule_on_a_landscape_file(tiny_sweep):
+    """Until the landscape stage exists, place a landscape file and ask for its topology."""
+    from test_topology_stage import two_wells
+    from toposweep.io import write_landscape
+
+    run_dir = tiny_sweep / "results" / "pinn" / "beta~1" / "seed~0"
+    loss, axes = two_wells()
+    write_landscape(run_dir / "landscape.h5", loss, axes, attrs={"status": "ok"})
+    target = "results/pinn/beta~1/seed~0/topology.json"
+    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    topology = read_json(tiny_sweep / target)
+    assert topology["settings"]["connectivity"] == "axis"  # from the config's topology section
+    assert topology["metrics"]["n_minima"] == 2 and topology["metrics"]["n_saddles"] == 1
+    assert (tiny_sweep / "logs" / "pinn" / "beta~1" / "seed~0" / "topology.log").exists()
+
+
 def test_a_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiments:\n  - {name: x, problem: pinn_convection, grid: {beta: [1], lr: [0]}}\n")

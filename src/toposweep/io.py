@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -77,6 +78,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def config_hash(run_config: dict) -> str:
     """SHA-256 of the canonical JSON of a run's resolved configuration."""
     text = json.dumps(run_config, sort_keys=True, default=_json_default)
@@ -126,3 +135,62 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if actual != payload["hash"]:
         raise ValueError(f"{path}: content hash mismatch (stored {payload['hash'][:12]}, got {actual[:12]})")
     return payload
+
+
+# --- landscapes (HDF5) ----------------------------------------------------------------------
+LANDSCAPE_FORMAT = "toposweep-landscape"
+LANDSCAPE_FORMAT_VERSION = 1
+
+
+@dataclass
+class Landscape:
+    """A loss grid: `loss[i, j, ...] = loss(theta + axes[0][i] d_0 + axes[1][j] d_1 + ...)`."""
+
+    loss: np.ndarray
+    axes: list[np.ndarray]
+    attrs: dict[str, Any]
+
+
+def write_landscape(
+    path: str | os.PathLike,
+    loss: np.ndarray,
+    axes: list[np.ndarray],
+    attrs: dict[str, Any] | None = None,
+    directions: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write a landscape atomically: dataset `loss` (n_1, ..., n_d), datasets `axis_0..axis_{d-1}`,
+    group `directions`, and attributes (settings, provenance; dicts and lists as JSON text).
+    The count of non-finite losses is stored as `n_nonfinite`; the values are kept as they are."""
+    import h5py
+
+    loss = np.asarray(loss)
+    if loss.ndim != len(axes) or any(len(a) != n for a, n in zip(axes, loss.shape)):
+        raise ValueError(f"loss shape {loss.shape} does not match axes of lengths {[len(a) for a in axes]}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("loss", data=loss)
+            for index, axis in enumerate(axes):
+                handle.create_dataset(f"axis_{index}", data=np.asarray(axis))
+            group = handle.create_group("directions")
+            for name, array in (directions or {}).items():
+                group.create_dataset(name, data=np.asarray(array))
+            handle.attrs["format"] = LANDSCAPE_FORMAT
+            handle.attrs["format_version"] = LANDSCAPE_FORMAT_VERSION
+            handle.attrs["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
+            for key, value in (attrs or {}).items():
+                handle.attrs[key] = json_text(value, None) if isinstance(value, (dict, list)) else value
+
+
+def read_landscape(path: str | os.PathLike) -> Landscape:
+    """Read a file written by `write_landscape` (attributes come back as Python values)."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        if handle.attrs.get("format") != LANDSCAPE_FORMAT:
+            raise ValueError(f"{path}: not a toposweep landscape file (attribute format != "
+                             f"{LANDSCAPE_FORMAT!r})")
+        loss = handle["loss"][()]
+        axes = [handle[f"axis_{index}"][()] for index in range(loss.ndim)]
+        attrs = {key: value.item() if isinstance(value, np.generic) else value
+                 for key, value in handle.attrs.items()}
+    return Landscape(loss=loss, axes=axes, attrs=attrs)

@@ -15,6 +15,7 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error))
 
+RUN_DIR = "results/{experiment}/{point}/seed~{seed}"
 RUNS = {run.directory: run for run in expand_runs(VALIDATED)}
 EXPERIMENTS = [experiment["name"] for experiment in VALIDATED["experiments"]]
 
@@ -37,6 +38,12 @@ def run_of(wildcards):
 
 def run_json(wildcards):
     return json.dumps(run_of(wildcards).to_dict(), sort_keys=True)
+
+
+def stage_settings(stage):
+    """Params function: an experiment's settings of one stage (e.g. topology) as JSON."""
+    by_name = {e["name"]: e.get(stage, {}) for e in VALIDATED["experiments"]}
+    return lambda wildcards: json.dumps(by_name[wildcards.experiment], sort_keys=True)
 
 
 def experiment_runs(experiment):

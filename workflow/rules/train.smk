@@ -1,7 +1,5 @@
 """Training stage: one job per run, then a per-experiment table."""
 
-RUN_DIR = "results/{experiment}/{point}/seed~{seed}"
-
 
 rule train:
     output:
@@ -17,7 +15,7 @@ rule train:
     params:
         script=script("train.py"),
         run=run_json,
-        out_dir=RUN_DIR,
+        out_dir=subpath(output.metrics, parent=True),
     shell:
         "python {params.script} --run {params.run:q} --out-dir {params.out_dir}"
         " --threads {threads} > {log} 2>&1"

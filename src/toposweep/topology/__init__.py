@@ -3,7 +3,7 @@
 from toposweep.topology.merge_tree import CONNECTIVITIES, MergeTree, merge_tree, simplify
 from toposweep.topology.metrics import persistence_pairs, topology_metrics
 from toposweep.topology.profile import Profile, landscape_profile
-from toposweep.topology.outputs import write_topology_outputs
+from toposweep.topology.outputs import topology_of_landscape_file, write_topology_outputs
 
 __all__ = [
     "CONNECTIVITIES",
@@ -14,5 +14,6 @@ __all__ = [
     "persistence_pairs",
     "simplify",
     "topology_metrics",
+    "topology_of_landscape_file",
     "write_topology_outputs",
 ]

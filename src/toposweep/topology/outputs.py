@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import toposweep
-from toposweep.io import write_json, write_text
+from toposweep.io import file_sha256, read_landscape, write_json, write_text
 from toposweep.topology.merge_tree import (
     grid_positions,
     merge_tree,
@@ -65,6 +65,7 @@ def write_topology_outputs(
     threshold: float = 0.0,
     relative_threshold: bool = False,
     axes: list[np.ndarray] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute the merge tree, persistence, metrics and profile of one landscape and write
     topology.json, persistence.csv, merge_tree.json and profile.json into `out_dir` (each
@@ -105,10 +106,45 @@ def write_topology_outputs(
             "value": float(tree.values[minimum_vertex]),
         },
         "compute_seconds": elapsed,
+        "provenance": provenance or {},
     }
     tree_dict = tree.to_dict(axes)
     write_text(out_dir / "persistence.csv", persistence_csv(tree, axes))
     write_json(out_dir / "merge_tree.json", tree_dict)
     write_text(out_dir / "profile.json", profile.to_json() + "\n")
     write_json(out_dir / "topology.json", summary)  # last: its presence marks completion
+    return summary
+
+
+def topology_of_landscape_file(
+    landscape_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    connectivity: str = "freudenthal",
+    threshold: float = 0.0,
+    relative_threshold: bool = False,
+) -> dict[str, Any]:
+    """The workflow's topology step: read a landscape HDF5 file and write the four files.
+
+    A landscape whose `status` attribute is not "ok" (e.g. from a diverged run) gets files with
+    status "skipped" and no numbers, so aggregation keeps the run and shows why it is empty.
+    """
+    landscape = read_landscape(landscape_path)
+    provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path)}
+    status = landscape.attrs.get("status", "ok")
+    if status != "ok":
+        return write_skipped_topology(out_dir, f"landscape status is {status!r}", provenance)
+    return write_topology_outputs(landscape.loss, out_dir, connectivity, threshold,
+                                  relative_threshold, axes=landscape.axes, provenance=provenance)
+
+
+def write_skipped_topology(
+    out_dir: str | os.PathLike, reason: str, provenance: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The four files for a landscape that has no topology to compute: status and reason only."""
+    out_dir = Path(out_dir)
+    summary = {"status": "skipped", "message": reason, "provenance": provenance or {}}
+    write_text(out_dir / "persistence.csv", "birth,death,persistence,birth_vertex,death_vertex\n")
+    write_json(out_dir / "merge_tree.json", {"status": "skipped", "nodes": [], "arcs": []})
+    write_json(out_dir / "profile.json", {"status": "skipped", "basins": []})
+    write_json(out_dir / "topology.json", summary)
     return summary

@@ -1,0 +1,27 @@
+"""Topology of one landscape file (the `topology` rule): thin wrapper over
+toposweep.topology.topology_of_landscape_file."""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
+from toposweep.topology import topology_of_landscape_file
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--landscape", required=True, help="landscape.h5 written by the landscape stage")
+    parser.add_argument("--out-dir", required=True, help="the run's results directory")
+    parser.add_argument("--settings", default="{}",
+                        help="JSON: connectivity, threshold, relative_threshold (config key `topology`)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = topology_of_landscape_file(args.landscape, args.out_dir, **json.loads(args.settings))
+    logging.info("status %s: %s", summary["status"], summary.get("metrics", summary.get("message")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The topology stage on landscape files: HDF5 layout, outputs, skipped landscapes."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from toposweep.io import read_json, read_landscape, write_landscape
+from toposweep.topology import topology_of_landscape_file
+
+
+def two_wells(n: int = 41) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Wells of depth 1 at (-0.5, -0.5) and depth 1.5 at (0.5, 0.5) on [-1, 1]^2 (both on the grid)."""
+    axis = np.linspace(-1.0, 1.0, n)
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    loss = -1.0 * np.exp(-((x + 0.5) ** 2 + (y + 0.5) ** 2) / 0.05)
+    loss -= 1.5 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.05)
+    return loss, [axis, axis]
+
+
+def test_landscape_file_round_trip(tmp_path):
+    loss, axes = two_wells()
+    loss[0, 0] = np.nan
+    path = tmp_path / "landscape.h5"
+    write_landscape(path, loss, axes, attrs={"status": "ok", "settings": {"resolution": 41}},
+                    directions={"d0": np.ones(5)})
+    landscape = read_landscape(path)
+    np.testing.assert_array_equal(landscape.loss, loss)  # NaN kept where it was
+    np.testing.assert_array_equal(landscape.axes[1], axes[1])
+    assert landscape.attrs["n_nonfinite"] == 1 and landscape.attrs["status"] == "ok"
+    assert json.loads(landscape.attrs["settings"]) == {"resolution": 41}
+    with h5py.File(path) as handle:
+        assert sorted(handle) == ["axis_0", "axis_1", "directions", "loss"]
+        assert handle["loss"].shape == (41, 41)
+
+
+def test_landscape_shape_must_match_axes(tmp_path):
+    with pytest.raises(ValueError, match=r"loss shape \(3, 4\) does not match axes of lengths \[3, 3\]"):
+        write_landscape(tmp_path / "x.h5", np.zeros((3, 4)), [np.arange(3), np.arange(3)])
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_topology_of_a_landscape_file(tmp_path):
+    loss, axes = two_wells()
+    write_landscape(tmp_path / "landscape.h5", loss, axes, attrs={"status": "ok"})
+    summary = topology_of_landscape_file(tmp_path / "landscape.h5", tmp_path, connectivity="axis")
+    on_disk = read_json(tmp_path / "topology.json")
+    assert on_disk["status"] == "ok" and on_disk["settings"]["connectivity"] == "axis"
+    assert on_disk["metrics"]["n_minima"] == 2 and on_disk["metrics"]["n_saddles"] == 1
+    # the shallower well (depth 1) dies at the saddle between the wells, just below 0
+    assert 0.99 < on_disk["metrics"]["max_persistence"] < 1.0
+    assert on_disk["global_minimum"]["position"] == pytest.approx([0.5, 0.5], abs=1e-12)
+    assert len(on_disk["provenance"]["landscape_sha256"]) == 64
+    assert summary["metrics"] == on_disk["metrics"]
+
+
+def test_a_landscape_of_a_diverged_run_gives_skipped_topology(tmp_path):
+    loss, axes = two_wells(5)
+    write_landscape(tmp_path / "landscape.h5", loss, axes, attrs={"status": "skipped"})
+    summary = topology_of_landscape_file(tmp_path / "landscape.h5", tmp_path)
+    assert summary["status"] == "skipped" and "'skipped'" in summary["message"]
+    for name in ("topology.json", "merge_tree.json", "profile.json"):
+        assert read_json(tmp_path / name)["status"] == "skipped"
+    assert (tmp_path / "persistence.csv").read_text().count("\n") == 1
+
+
+def test_a_foreign_hdf5_file_is_refused(tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as handle:
+        handle.create_dataset("loss", data=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="not a toposweep landscape file"):
+        read_landscape(tmp_path / "other.h5")
