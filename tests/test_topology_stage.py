@@ -72,3 +72,13 @@ def test_a_foreign_hdf5_file_is_refused(tmp_path):
         handle.create_dataset("loss", data=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="not a toposweep landscape file"):
         read_landscape(tmp_path / "other.h5")
+
+
+def test_the_topology_stage_needs_no_torch():
+    """Its conda env (envs/analysis.yaml) has no torch: importing the stage must not need it."""
+    import subprocess
+    import sys
+
+    code = "import sys, toposweep.topology, toposweep.io; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -134,3 +134,13 @@ def test_pinn_fails_for_large_beta_like_the_reference(beta, trains, tmp_path):
         assert metrics["test_relative_l2"] < 2e-2
     else:
         assert metrics["test_relative_l2"] > 0.5
+
+
+def test_load_trained_restores_the_model_and_its_loss(short_pinn_run, tmp_path):
+    from toposweep.training import load_trained
+
+    train_run(short_pinn_run, tmp_path)
+    problem, model, checkpoint = load_trained(tmp_path / CHECKPOINT)
+    assert checkpoint["run_config"] == short_pinn_run and not model.training
+    loss_fn, params = problem.loss_function(model)
+    assert float(loss_fn(params)) == pytest.approx(read_json(tmp_path / METRICS)["final_train_loss"], rel=1e-6)

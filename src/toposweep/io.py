@@ -1,4 +1,8 @@
-"""File formats and atomic writes: every output appears whole or not at all."""
+"""File formats and atomic writes: every output appears whole or not at all.
+
+torch, pandas and h5py are imported where they are used, so stages without them (topology,
+figures) can use this module in their lighter environments.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 CHECKPOINT_KEYS = ("state_dict", "run_config", "problem", "status", "hash", "config_hash")
 
@@ -57,7 +65,7 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+def write_csv(path: str | os.PathLike, frame: "pd.DataFrame") -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
@@ -92,8 +100,10 @@ def config_hash(run_config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def state_dict_hash(state_dict: dict[str, torch.Tensor]) -> str:
+def state_dict_hash(state_dict: dict[str, "torch.Tensor"]) -> str:
     """SHA-256 over names, dtypes, shapes and raw bytes of every tensor, in name order."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().cpu().contiguous()
@@ -104,12 +114,14 @@ def state_dict_hash(state_dict: dict[str, torch.Tensor]) -> str:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    state_dict: dict[str, torch.Tensor],
+    state_dict: dict[str, "torch.Tensor"],
     run_config: dict,
     problem: str,
     status: str,
 ) -> str:
     """Save {state_dict, run_config, problem, status, hash, config_hash}; return the content hash."""
+    import torch
+
     cpu_state = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
     content = state_dict_hash(cpu_state)
     payload = {
@@ -127,6 +139,8 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint and verify its content hash, so a corrupted file is never used."""
+    import torch
+
     payload = torch.load(path, map_location="cpu", weights_only=True)
     missing = [key for key in CHECKPOINT_KEYS if key not in payload]
     if missing:

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .io import config_hash, save_checkpoint, write_csv, write_json, write_npz
+from .io import config_hash, load_checkpoint, save_checkpoint, write_csv, write_json, write_npz
 from .problems import Diverged, TrainingCurve, get_problem
 
 log = logging.getLogger(__name__)
@@ -89,3 +89,20 @@ def train_run(run: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     (out_dir / RESUME_STATE).unlink(missing_ok=True)
     log.info("%s seed %s: %s in %.1f s", run["point"], run["seed"], status, train_seconds)
     return result
+
+
+def load_trained(
+    checkpoint_path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Any, torch.nn.Module, dict[str, Any]]:
+    """(problem, model, checkpoint) of a trained run, for the stages after training.
+
+    The problem is rebuilt from the run config stored in the checkpoint, so a stage needs only
+    the checkpoint file; the model has the trained weights and is in eval mode.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    run = checkpoint["run_config"]
+    problem = get_problem(checkpoint["problem"])(run["settings"], run["seed"], device)
+    model = problem.build_model()
+    model.load_state_dict(checkpoint["state_dict"])
+    model.to(device).eval()
+    return problem, model, checkpoint
