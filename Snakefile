@@ -14,6 +14,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
 
 
@@ -21,3 +22,4 @@ rule all:
     default_target: True
     input:
         expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),
+        [f"results/{run}/topology.json" for run in RUNS],

@@ -50,6 +50,9 @@ BAD_CONFIGS = {
     "too many collocation points": (config_with(settings={"n_collocation": 30000}), "experiments[0].settings.n_collocation", "30000 exceeds the 25245 interior"),
     "zip of unequal lengths": (config_with(grid={"beta": [1, 5], "lr": [1.0]}, grid_mode="zip"), "experiments[0].grid", "equal length"),
     "duplicate grid values": (config_with(grid={"beta": [1, 1]}), "experiments[0].grid.beta", "duplicate values"),
+    "too many landscape dimensions": (config_with(landscape={"dimensions": 5}), "experiments[0].landscape.dimensions", "set landscape.allow_high_dimensions"),
+    "landscape resolution": (config_with(landscape={"resolution": 2}), "experiments[0].landscape.resolution", "less than the minimum of 3"),
+    "landscape directions": (config_with(landscape={"directions": "pca"}), "experiments[0].landscape.directions", "is not one of"),
     "resnet dataset": ({"experiments": [{"name": "r", "problem": "resnet20", "settings": {"dataset": "mnist"}}]}, "experiments[0].settings.dataset", "is not one of"),
     "resnet shortcut in grid": ({"experiments": [{"name": "r", "problem": "resnet20", "grid": {"shortcut": ["C"]}}]}, "experiments[0].grid.shortcut[0]", "is not one of"),
 }
@@ -147,6 +150,7 @@ def test_every_key_is_documented_with_its_default():
     experiment = schema["$defs"]["experiment"]
     definitions = {"## An experiment": experiment,
                    "## `topology` settings": experiment["properties"]["topology"],
+                   "## `landscape` settings": experiment["properties"]["landscape"],
                    **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
     for heading, definition in definitions.items():
         assert heading in text, heading

@@ -125,6 +125,10 @@ def _semantic_errors(config: dict) -> list[str]:
             labels = [format_value(v) for v in values]
             if len(set(labels)) != len(labels):
                 messages.append(f"{where}.grid.{key}: duplicate values {values}; each must be distinct")
+        landscape = experiment["landscape"]
+        if landscape["dimensions"] > 4 and not landscape["allow_high_dimensions"]:
+            messages.append(f"{where}.landscape.dimensions: {landscape['dimensions']} is more than 4; "
+                            "set landscape.allow_high_dimensions: true to allow it")
         lengths = {key: len(values) for key, values in grid.items()}
         if experiment["grid_mode"] == "zip" and len(set(lengths.values())) > 1:
             messages.append(f"{where}.grid: grid_mode zip needs lists of equal length, got {lengths}")

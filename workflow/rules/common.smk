@@ -18,6 +18,9 @@ except ConfigError as error:
 RUN_DIR = "results/{experiment}/{point}/seed~{seed}"
 RUNS = {run.directory: run for run in expand_runs(VALIDATED)}
 EXPERIMENTS = [experiment["name"] for experiment in VALIDATED["experiments"]]
+EXPERIMENT_CONFIG = {
+    experiment["name"]: experiment for experiment in VALIDATED["experiments"]
+}
 
 
 wildcard_constraints:
@@ -42,10 +45,19 @@ def run_json(wildcards):
 
 def stage_settings(stage):
     """Params function: an experiment's settings of one stage (e.g. topology) as JSON."""
-    by_name = {e["name"]: e.get(stage, {}) for e in VALIDATED["experiments"]}
-    return lambda wildcards: json.dumps(by_name[wildcards.experiment], sort_keys=True)
+    return lambda wildcards: json.dumps(
+        EXPERIMENT_CONFIG[wildcards.experiment][stage], sort_keys=True
+    )
 
 
 def experiment_runs(experiment):
     """Run directories (relative to results/) of one experiment, in config order."""
     return [path for path, run in RUNS.items() if run.experiment == experiment]
+
+
+def landscape_inputs(wildcards):
+    """The checkpoint, plus the Hessian eigenvectors when the experiment asks for them."""
+    inputs = {"checkpoint": f"{RUN_DIR}/checkpoint.pt".format(**wildcards)}
+    if EXPERIMENT_CONFIG[wildcards.experiment]["landscape"]["directions"] == "hessian":
+        inputs["eigenvectors"] = f"{RUN_DIR}/eigenvectors.pt".format(**wildcards)
+    return inputs

@@ -132,7 +132,8 @@ def topology_of_landscape_file(
     provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path)}
     status = landscape.attrs.get("status", "ok")
     if status != "ok":
-        return write_skipped_topology(out_dir, f"landscape status is {status!r}", provenance)
+        reason = f"landscape status is {status!r}: {landscape.attrs.get('message', '')}".rstrip(": ")
+        return write_skipped_topology(out_dir, reason, provenance)
     return write_topology_outputs(landscape.loss, out_dir, connectivity, threshold,
                                   relative_threshold, axes=landscape.axes, provenance=provenance)
 

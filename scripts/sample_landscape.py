@@ -1,0 +1,43 @@
+"""Sample one run's loss landscape (the `landscape` rule), under MPI:
+`mpiexec -n N python -m mpi4py scripts/sample_landscape.py ...`. Thin wrapper over
+toposweep.landscape.sample_landscape; ranks share the grid, rank 0 writes the file."""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
+from toposweep.landscape import SerialComm, sample_landscape
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="the run's checkpoint.pt")
+    parser.add_argument("--output", required=True, help="landscape.h5 to write")
+    parser.add_argument("--settings", required=True, help="JSON: the experiment's `landscape` settings")
+    parser.add_argument("--eigenvectors", help="eigenvectors.pt of the Hessian stage (hessian directions)")
+    parser.add_argument("--problem", help="the experiment's problem; a checkpoint of another is refused")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per rank")
+    args = parser.parse_args()
+    try:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    except ImportError:
+        comm = SerialComm()
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s rank {comm.rank} %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    result = sample_landscape(args.checkpoint, args.output, json.loads(args.settings),
+                              eigenvectors_path=args.eigenvectors, comm=comm,
+                              expected_problem=args.problem)
+    if comm.rank == 0:
+        logging.info("%s", result)
+
+
+if __name__ == "__main__":
+    main()

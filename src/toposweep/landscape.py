@@ -1,0 +1,404 @@
+"""Loss landscapes: the loss on a grid in a 1- to 4-D subspace around the trained parameters.
+
+Evaluation is batched over grid points: a chunk of perturbed parameter sets is one matmul
+(theta + A @ D over the flattened parameters) and one vmapped call of the problem's pure loss.
+The workflow entry `sample_landscape` splits the grid into fixed work units that MPI ranks share,
+persists every finished unit, and resumes from them after a kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.func import vmap
+from tqdm.auto import tqdm
+
+from . import __version__
+from .directions import Direction, flatten, normalize_direction, orthogonalize, random_directions, unflatten
+from .io import (
+    atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape,
+)
+
+log = logging.getLogger(__name__)
+
+LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+METHODS = ("auto", "vmap", "loop")
+MAX_DIMENSIONS = 4
+MAX_WORK_UNITS = 1000
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def grid_coefficients(axes: Sequence[np.ndarray]) -> np.ndarray:
+    """(P, d) coefficients of every grid point, in C order of the result array."""
+    mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=1)
+
+
+class PointEvaluator:
+    """Evaluates loss(theta + sum_i c_i d_i) for batches of coefficient rows c."""
+
+    def __init__(self, loss_fn: LossFunction, params: Direction, directions: list[Direction]):
+        self.loss_fn = loss_fn
+        self.like = params
+        names = list(params)
+        for index, direction in enumerate(directions):
+            for name in names:
+                if direction[name].shape != params[name].shape:
+                    raise ValueError(
+                        f"direction {index}: {name} has shape {tuple(direction[name].shape)}, "
+                        f"the model's is {tuple(params[name].shape)}"
+                    )
+        self.theta = flatten(params, names)
+        self.matrix = torch.stack([flatten(d, names).to(self.theta) for d in directions])
+        self.batched_loss = vmap(loss_fn)
+
+    def __call__(self, coefficients: np.ndarray, method: str, chunk_size: int) -> np.ndarray:
+        """Losses (float64) of the rows of `coefficients`, `chunk_size` points per call."""
+        out = np.empty(len(coefficients), dtype=np.float64)
+        with torch.no_grad():
+            for begin in range(0, len(coefficients), chunk_size):
+                rows = torch.as_tensor(coefficients[begin : begin + chunk_size]).to(self.theta)
+                flat = self.theta + rows @ self.matrix
+                if method == "vmap":
+                    losses = self.batched_loss(unflatten(flat, self.like))
+                else:
+                    losses = torch.stack([self.loss_fn(unflatten(row, self.like)) for row in flat])
+                out[begin : begin + len(rows)] = losses.double().cpu().numpy()
+        return out
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def choose_evaluation(
+    evaluator: PointEvaluator,
+    probe: np.ndarray,
+    memory_budget_mb: float,
+    max_chunk: int = 1024,
+) -> tuple[str, int, dict[str, float]]:
+    """Time the per-point loop and vmap at growing chunk sizes on real grid points; return the
+    fastest (method, chunk size) and the measured ms/point. Growth (x4) stops when a chunk gets
+    slower per point or the memory high-water mark passes the budget."""
+    device = evaluator.theta.device
+    timings: dict[str, float] = {}
+
+    def per_point(method: str, chunk: int) -> float:
+        rows = probe[: max(chunk, 4 if method == "loop" else chunk)]
+        evaluator(rows[:chunk], method, chunk)  # warm-up (allocations, kernels)
+        start = time.perf_counter()
+        evaluator(rows, method, chunk)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - start) / len(rows) * 1e3
+
+    timings["loop"] = per_point("loop", 1)
+    best = ("loop", 1, timings["loop"])
+    chunk = 4
+    while chunk <= min(max_chunk, len(probe)):
+        ms = per_point("vmap", chunk)
+        timings[f"vmap_{chunk}"] = ms
+        if ms < best[2]:
+            best = ("vmap", chunk, ms)
+        elif best[0] == "vmap":
+            break
+        if _peak_memory_mb(device) > memory_budget_mb:
+            break
+        chunk *= 4
+    return best[0], best[1], timings
+
+
+def sample_grid(
+    loss_fn: LossFunction,
+    params: Direction,
+    directions: list[Direction],
+    axes: Sequence[np.ndarray],
+    method: str = "auto",
+    chunk_size: int | None = None,
+    memory_budget_mb: float = 4096,
+    progress: bool = False,
+) -> np.ndarray:
+    """Loss at every grid point: result[i, j, ...] = loss(theta + axes[0][i] d_0 + axes[1][j] d_1
+    + ...), shape (len(axes[0]), ..., len(axes[d-1])), float64."""
+    if len(directions) != len(axes):
+        raise ValueError(f"{len(directions)} directions but {len(axes)} axes")
+    evaluator = PointEvaluator(loss_fn, params, directions)
+    coefficients = grid_coefficients(axes)
+    method, chunk_size = resolve_method(evaluator, coefficients, method, chunk_size, memory_budget_mb)
+    out = np.empty(len(coefficients))
+    step = max(chunk_size, 1) * 16
+    with tqdm(total=len(coefficients), desc="grid points", disable=not progress or None) as bar:
+        for begin in range(0, len(coefficients), step):
+            rows = coefficients[begin : begin + step]
+            out[begin : begin + len(rows)] = evaluator(rows, method, chunk_size)
+            bar.update(len(rows))
+    return out.reshape([len(a) for a in axes])
+
+
+def resolve_method(
+    evaluator: PointEvaluator,
+    coefficients: np.ndarray,
+    method: str,
+    chunk_size: int | None,
+    memory_budget_mb: float,
+) -> tuple[str, int]:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "loop":
+        return "loop", chunk_size or 1
+    if method == "vmap" and chunk_size:
+        return "vmap", chunk_size
+    probe = coefficients[np.linspace(0, len(coefficients) - 1, min(len(coefficients), 1024)).astype(int)]
+    chosen, chunk, timings = choose_evaluation(evaluator, probe, memory_budget_mb)
+    if method == "vmap":
+        vmap_timings = {k: v for k, v in timings.items() if k.startswith("vmap_")}
+        chosen, chunk = "vmap", int(min(vmap_timings, key=vmap_timings.get).split("_")[1])
+    log.info("evaluation: %s, chunk %d (probe ms/point: %s)", chosen, chunk,
+             {k: round(v, 3) for k, v in timings.items()})
+    return chosen, chunk
+
+
+# --- grids and directions from settings --------------------------------------------------------
+def grid_axes(dimensions: int, resolution: int, extent: float) -> list[np.ndarray]:
+    """`dimensions` copies of `resolution` points over [-extent, extent] (odd: 0 is on the grid)."""
+    return [np.linspace(-extent, extent, resolution) for _ in range(dimensions)]
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Errors for settings that must never reach evaluation."""
+    if settings["resolution"] < 3:
+        raise ValueError(f"landscape.resolution must be >= 3, got {settings['resolution']}")
+    dims = settings["dimensions"]
+    if dims < 1 or (dims > MAX_DIMENSIONS and not settings.get("allow_high_dimensions", False)):
+        raise ValueError(f"landscape.dimensions must be 1..{MAX_DIMENSIONS} (got {dims}); set "
+                         "landscape.allow_high_dimensions: true to go beyond 4")
+
+
+def build_directions(
+    settings: dict[str, Any],
+    params: Direction,
+    eigenvectors: list[Direction] | None = None,
+) -> list[Direction]:
+    """The landscape's directions from its settings: random, or the top Hessian eigenvectors."""
+    dims = settings["dimensions"]
+    normalization = settings["normalization"]
+    ignore = settings["ignore_bias_and_norm"]
+    if settings["directions"] == "random":
+        normalization = "filter" if normalization == "auto" else normalization
+        return random_directions(params, dims, settings["seed"], normalization, ignore)
+    if eigenvectors is None:
+        raise ValueError("landscape.directions is 'hessian' but no eigenvectors were given")
+    if len(eigenvectors) < dims:
+        raise ValueError(f"landscape.dimensions is {dims} but the Hessian stage computed only "
+                         f"{len(eigenvectors)} eigenvectors (raise hessian.k)")
+    normalization = "none" if normalization == "auto" else normalization
+    chosen = []
+    for index, vector in enumerate(eigenvectors[:dims]):
+        if set(vector) != set(params) or any(vector[n].shape != params[n].shape for n in params):
+            raise ValueError(f"eigenvector {index} does not match the model's parameters")
+        chosen.append(normalize_direction({n: vector[n].to(params[n]) for n in params}, params,
+                                          normalization, ignore))
+    return orthogonalize(chosen)
+
+
+# --- the workflow's resumable, MPI-shared sampling ---------------------------------------------
+class SerialComm:
+    """The few mpi4py communicator calls used here, for a single process without MPI."""
+
+    rank, size = 0, 1
+
+    def bcast(self, value, root=0):
+        return value
+
+    def Barrier(self):
+        return None
+
+    def allreduce(self, value):
+        return value
+
+
+def rank_device(comm, setting: str) -> torch.device:
+    """CPU, or the GPU `local_rank % n_gpus` of this rank's node when CUDA is present."""
+    if setting == "cpu" or not torch.cuda.is_available():
+        if setting == "cuda":
+            raise RuntimeError("landscape.device is 'cuda' but no CUDA device is available")
+        return torch.device("cpu")
+    local_rank = comm.rank
+    if hasattr(comm, "Split_type"):
+        from mpi4py import MPI
+
+        local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).rank
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def work_units(n_points: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Fixed [begin, end) ranges of at most MAX_WORK_UNITS units, each a multiple of the chunk,
+    so results do not depend on how many ranks share them."""
+    unit = max(chunk_size, math.ceil(n_points / MAX_WORK_UNITS))
+    unit = math.ceil(unit / chunk_size) * chunk_size
+    return [(b, min(b + unit, n_points)) for b in range(0, n_points, unit)]
+
+
+def sample_landscape(
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    settings: dict[str, Any],
+    eigenvectors_path: str | Path | None = None,
+    comm=None,
+    progress: bool = True,
+    expected_problem: str | None = None,
+) -> dict[str, Any]:
+    """Sample one run's landscape into `out_path` (HDF5), sharing work units across the ranks of
+    `comm` (mpi4py) and resuming from `<out_path>.parts/` after an interruption.
+
+    Runs that did not train (status other than ok) get a landscape file with status "skipped".
+    """
+    from .training import load_trained  # training imports the problems; keep this module light
+
+    comm = comm or SerialComm()
+    out_path = Path(out_path)
+    check_settings(settings)
+    device = rank_device(comm, settings["device"])
+    problem, model, checkpoint = load_trained(checkpoint_path, device)
+    if expected_problem is not None and checkpoint["problem"] != expected_problem:
+        raise ValueError(f"{checkpoint_path} is a {checkpoint['problem']!r} checkpoint, but this "
+                         f"experiment's problem is {expected_problem!r}")
+    provenance = {
+        "checkpoint": str(checkpoint_path), "checkpoint_hash": checkpoint["hash"],
+        "config_hash": checkpoint["config_hash"], "problem": checkpoint["problem"],
+        "run": checkpoint["run_config"], "code_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    eigenvectors, skip_reason = None, None
+    if checkpoint["status"] != "ok":
+        skip_reason = f"training status is {checkpoint['status']!r}"
+    elif settings["directions"] == "hessian":
+        from .hessian import load_eigenvectors
+
+        if eigenvectors_path is None:
+            raise ValueError("landscape.directions is 'hessian': an eigenvectors file is needed")
+        status = torch.load(eigenvectors_path, map_location="cpu", weights_only=False)["status"]
+        if status != "ok":
+            skip_reason = f"Hessian status is {status!r}"
+        else:
+            _, eigenvectors = load_eigenvectors(eigenvectors_path)
+            provenance["eigenvectors"] = str(eigenvectors_path)
+            provenance["eigenvectors_sha256"] = file_sha256(eigenvectors_path)
+    attrs = {"settings": settings, "provenance": provenance}
+    if skip_reason is not None:
+        if comm.rank == 0:
+            empty_axes = [np.zeros(0) for _ in range(settings["dimensions"])]
+            write_landscape(out_path, np.zeros((0,) * settings["dimensions"]), empty_axes,
+                            {**attrs, "status": "skipped", "message": skip_reason})
+        comm.Barrier()
+        return {"status": "skipped", "message": skip_reason}
+
+    loss_fn, params = problem.loss_function(model)
+    directions = build_directions(settings, params, eigenvectors)
+    axes = grid_axes(settings["dimensions"], settings["resolution"], settings["extent"])
+    coefficients = grid_coefficients(axes)
+    evaluator = PointEvaluator(loss_fn, params, directions)
+    parts = out_path.with_name(out_path.name + ".parts")
+    key = config_hash({"settings": settings, "provenance": provenance})
+
+    plan = None
+    if comm.rank == 0:
+        plan = _load_or_make_plan(parts, key, evaluator, coefficients, settings)
+    plan = comm.bcast(plan, root=0)
+    units = work_units(len(coefficients), plan["chunk_size"])
+    missing = [i for i, _ in enumerate(units) if not (parts / f"unit_{i:05d}.npy").exists()]
+    missing = comm.bcast(missing if comm.rank == 0 else None, root=0)
+    mine = missing[comm.rank :: comm.size]
+    started = time.perf_counter()
+    with tqdm(total=len(coefficients), desc="landscape points", unit="pt",
+              disable=(comm.rank != 0) or None,
+              initial=(len(units) - len(missing)) * (units[0][1] - units[0][0])) as bar:
+        for index in mine:
+            begin, end = units[index]
+            losses = evaluator(coefficients[begin:end], plan["method"], plan["chunk_size"])
+            with atomic_path(parts / f"unit_{index:05d}.npy") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, losses)
+            bar.update((end - begin) * comm.size)
+    seconds = time.perf_counter() - started
+    computed = comm.allreduce(sum(units[i][1] - units[i][0] for i in mine))
+    comm.Barrier()
+    result = {"status": "ok", "points_computed": computed, "seconds": seconds,
+              "method": plan["method"], "chunk_size": plan["chunk_size"], "ranks": comm.size}
+    if comm.rank == 0:
+        loss = np.concatenate([np.load(parts / f"unit_{i:05d}.npy") for i in range(len(units))])
+        loss = loss.reshape([len(a) for a in axes])
+        direction_arrays = {f"d{i}": flatten(d, list(params)).cpu().numpy()
+                            for i, d in enumerate(directions)}
+        write_landscape(out_path, loss, axes,
+                        {**attrs, "status": "ok", "method": plan["method"],
+                         "chunk_size": plan["chunk_size"], "parameter_names": list(params)},
+                        directions=direction_arrays)
+        shutil.rmtree(parts)
+        result["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
+        log.info("landscape %s: %d points (%d computed now) in %.1f s on %d rank(s), %s",
+                 out_path, len(coefficients), computed, seconds, comm.size, plan)
+    comm.Barrier()
+    return result
+
+
+def _load_or_make_plan(parts: Path, key: str, evaluator: PointEvaluator,
+                       coefficients: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation plan (method, chunk) of an interrupted run with the same inputs, or a new
+    one; finished units of a run with other inputs are discarded."""
+    manifest = parts / "plan.json"
+    if manifest.exists():
+        plan = read_json(manifest)
+        if plan["key"] == key:
+            log.info("resuming from %s", parts)
+            return plan
+        log.warning("discarding %s: it belongs to other settings or another checkpoint", parts)
+        shutil.rmtree(parts)
+    method, chunk = resolve_method(evaluator, coefficients, settings["method"],
+                                   settings["chunk_size"], settings["memory_budget_mb"])
+    plan = {"key": key, "method": method, "chunk_size": chunk}
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(manifest, plan)
+    return plan
+
+
+# --- VTK export --------------------------------------------------------------------------------
+def write_vti(path: str | Path, loss: np.ndarray, axes: Sequence[np.ndarray]) -> None:
+    """VTK XML image data (ASCII) of a 2-D or 3-D landscape, for ParaView/TTK: point data `loss`
+    on a regular grid with the axes' origin and spacing (x = axis 0 varies fastest)."""
+    if loss.ndim not in (2, 3):
+        raise ValueError(f"VTK export takes 2-D or 3-D landscapes, got {loss.ndim}-D")
+    shape = list(loss.shape) + [1] * (3 - loss.ndim)
+    origin = [float(a[0]) for a in axes] + [0.0] * (3 - loss.ndim)
+    spacing = [float(a[1] - a[0]) if len(a) > 1 else 1.0 for a in axes] + [1.0] * (3 - loss.ndim)
+    extent = " ".join(f"0 {n - 1}" for n in shape)
+    values = loss.reshape(shape).ravel(order="F")
+    text = "\n".join(" ".join(repr(float(v)) for v in values[i : i + 8])
+                     for i in range(0, len(values), 8))
+    xml = (
+        '<?xml version="1.0"?>\n'
+        '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian">\n'
+        f'  <ImageData WholeExtent="{extent}" Origin="{" ".join(map(repr, origin))}" '
+        f'Spacing="{" ".join(map(repr, spacing))}">\n'
+        f'    <Piece Extent="{extent}">\n'
+        '      <PointData Scalars="loss">\n'
+        '        <DataArray type="Float64" Name="loss" format="ascii">\n'
+        f"{text}\n"
+        "        </DataArray>\n"
+        "      </PointData>\n"
+        "    </Piece>\n"
+        "  </ImageData>\n"
+        "</VTKFile>\n"
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(xml)
