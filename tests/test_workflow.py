@@ -29,7 +29,8 @@ def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("sweep")
-    result = snakemake(workdir, REPO / "tests" / "data" / "tiny_sweep.yaml")
+    result = snakemake(workdir, REPO / "tests" / "data" / "tiny_sweep.yaml",
+                       "--set-resources", "landscape:tasks=2")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -64,21 +65,22 @@ def test_a_finished_sweep_has_nothing_left_to_do(tiny_sweep):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_topology_rule_on_a_landscape_file(tiny_sweep):
-    """Until the landscape stage exists, place a landscape file and ask for its topology."""
-    from test_topology_stage import two_wells
-    from toposweep.io import write_landscape
+def test_every_run_gets_a_landscape_and_its_topology(tiny_sweep):
+    """The sweep ran the landscape step as a 2-rank MPI job (see the fixture)."""
+    from toposweep.io import read_landscape
 
     run_dir = tiny_sweep / "results" / "pinn" / "beta~1" / "seed~0"
-    loss, axes = two_wells()
-    write_landscape(run_dir / "landscape.h5", loss, axes, attrs={"status": "ok"})
-    target = "results/pinn/beta~1/seed~0/topology.json"
-    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", target)
-    assert result.returncode == 0, result.stderr[-3000:]
-    topology = read_json(tiny_sweep / target)
+    landscape = read_landscape(run_dir / "landscape.h5")
+    assert landscape.loss.shape == (9, 9) and landscape.attrs["status"] == "ok"
+    assert landscape.loss.min() == landscape.loss[4, 4]
+    topology = read_json(run_dir / "topology.json")
     assert topology["settings"]["connectivity"] == "axis"  # from the config's topology section
-    assert topology["metrics"]["n_minima"] == 2 and topology["metrics"]["n_saddles"] == 1
-    assert (tiny_sweep / "logs" / "pinn" / "beta~1" / "seed~0" / "topology.log").exists()
+    assert topology["metrics"]["n_minima"] >= 1 and topology["metrics"]["n_vertices"] == 81
+    assert "'ranks': 2" in (tiny_sweep / "logs" / "pinn" / "beta~1" / "seed~0" / "landscape.log").read_text()
+    diverged = tiny_sweep / "results" / "resnet" / "lr~100000000.0" / "seed~0"
+    assert read_landscape(diverged / "landscape.h5").attrs["status"] == "skipped"
+    topology = read_json(diverged / "topology.json")
+    assert topology["status"] == "skipped" and "training status is 'diverged'" in topology["message"]
 
 
 def test_a_bad_config_stops_before_any_job(tmp_path):

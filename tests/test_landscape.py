@@ -1,0 +1,209 @@
+"""The landscape stage: directions, batched evaluation against exact answers, MPI, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import torch
+
+from toposweep.directions import cosine, flatten, normalize_direction, random_directions
+from toposweep.io import read_landscape
+from toposweep.landscape import (
+    PointEvaluator, build_directions, check_settings, grid_axes, sample_grid, sample_landscape,
+    write_vti,
+)
+from toposweep.training import CHECKPOINT, load_trained, train_run
+
+from conftest import REPO, TINY_RESNET, make_runs
+
+VENV_BIN = Path(sys.executable).parent
+SETTINGS = {"dimensions": 2, "allow_high_dimensions": False, "directions": "random",
+            "normalization": "auto", "ignore_bias_and_norm": True, "resolution": 21,
+            "extent": 1.0, "seed": 0, "method": "vmap", "chunk_size": 16,
+            "memory_budget_mb": 4096, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def pinn_checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pinn")
+    train_run(make_runs("pinn_convection", {"beta": 5.0, "max_iter": 50})[0], out)
+    return out / CHECKPOINT
+
+
+def test_landscape_of_a_quadratic_is_exact():
+    generator = torch.Generator().manual_seed(1)
+    a = torch.randn(9, 9, generator=generator, dtype=torch.float64)
+    a = a @ a.T
+    params = {"weight": torch.randn(2, 3, generator=generator, dtype=torch.float64),
+              "bias": torch.randn(3, generator=generator, dtype=torch.float64)}
+
+    def loss(p):
+        w = torch.cat([p["weight"].reshape(-1), p["bias"]])
+        return w @ (a @ w)
+
+    directions = random_directions(params, 2, seed=3, normalization="none")
+    axes = grid_axes(2, 7, 2.0)
+    grid = sample_grid(loss, params, directions, axes, method="vmap", chunk_size=4)
+    theta = flatten(params, list(params))
+    d0, d1 = (flatten(d, list(params)) for d in directions)
+    for i, x in enumerate(axes[0]):
+        for j, y in enumerate(axes[1]):
+            w = theta + x * d0 + y * d1
+            assert grid[i, j] == pytest.approx(float(w @ (a @ w)), rel=1e-12)
+    assert grid[3, 3] == pytest.approx(float(loss(params)), rel=1e-14)
+
+
+def test_random_directions_are_orthogonal_filter_normalised_and_seeded():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    first = random_directions(params, 3, seed=7)
+    again = random_directions(params, 3, seed=7)
+    assert all(torch.equal(first[0][n], again[0][n]) for n in params)
+    for i in range(3):
+        for j in range(i):
+            assert abs(cosine(first[i], first[j])) < 1e-6
+    for name in ("0.bias", "1.weight", "1.bias", "3.bias"):  # biases and BatchNorm zeroed
+        assert torch.count_nonzero(first[0][name]) == 0
+    raw = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) for n, p in params.items()}
+    filtered = normalize_direction(raw, params, "filter")
+    for name in ("0.weight", "3.weight"):
+        expected = params[name].reshape(params[name].shape[0], -1).norm(dim=1)
+        got = filtered[name].reshape(params[name].shape[0], -1).norm(dim=1)
+        torch.testing.assert_close(got, expected)
+    layered = normalize_direction(raw, params, "layer")
+    torch.testing.assert_close(layered["0.weight"].norm(), params["0.weight"].norm())
+    unit = normalize_direction(raw, params, "none")
+    assert float(flatten(unit, list(params)).norm()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("which", ["pinn", "resnet"])
+def test_batched_evaluation_equals_plain_evaluation(which, pinn_checkpoint, tmp_path):
+    if which == "pinn":
+        checkpoint = pinn_checkpoint
+    else:
+        train_run(make_runs("resnet20", TINY_RESNET)[0], tmp_path)
+        checkpoint = tmp_path / CHECKPOINT
+    problem, model, _ = load_trained(checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    directions = random_directions(params, 2, seed=0)
+    axes = grid_axes(2, 5, 0.5)
+    batched = sample_grid(loss_fn, params, directions, axes, method="vmap", chunk_size=8)
+    for i, x in enumerate(axes[0]):
+        for j, y in enumerate(axes[1]):
+            perturbed = {n: params[n] + x * directions[0][n] + y * directions[1][n] for n in params}
+            with torch.no_grad():
+                plain = float(loss_fn(perturbed))
+            assert batched[i, j] == pytest.approx(plain, rel=1e-5)
+    assert batched[2, 2] == pytest.approx(float(loss_fn(params)), rel=1e-6)
+
+
+def test_nonfinite_losses_are_kept_and_counted(tmp_path):
+    params = {"w": torch.tensor([0.0, 0.0], dtype=torch.float64)}
+    loss = lambda p: torch.log(1.0 - p["w"].sum())  # NaN where sum(w) > 1, -inf at 1
+    directions = [{"w": torch.tensor([1.0, 0.0], dtype=torch.float64)}]
+    grid = sample_grid(loss, params, directions, [np.linspace(-2, 2, 5)], method="vmap", chunk_size=2)
+    assert np.isnan(grid[4]) and np.isneginf(grid[3]) and grid[2] == 0.0
+    assert grid[0] == pytest.approx(np.log(3.0))
+
+
+def test_bad_landscape_inputs_fail_before_evaluation(pinn_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="resolution must be >= 3"):
+        check_settings({**SETTINGS, "resolution": 2})
+    with pytest.raises(ValueError, match="dimensions must be 1..4"):
+        check_settings({**SETTINGS, "dimensions": 5})
+    problem, model, _ = load_trained(pinn_checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    wrong = {n: torch.zeros(3) for n in params}
+    with pytest.raises(ValueError, match=r"direction 0: 0.weight has shape \(3,\), the model's is \(50, 2\)"):
+        PointEvaluator(loss_fn, params, [wrong])
+    eigenvectors = [{n: torch.randn_like(p) for n, p in params.items()}]
+    with pytest.raises(ValueError, match="dimensions is 2 but the Hessian stage computed only 1"):
+        build_directions({**SETTINGS, "directions": "hessian"}, params, eigenvectors)
+    with pytest.raises(ValueError, match="is a 'pinn_convection' checkpoint, but this experiment's problem is 'resnet20'"):
+        sample_landscape(pinn_checkpoint, tmp_path / "l.h5", SETTINGS, expected_problem="resnet20")
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_sample_landscape_writes_the_documented_file(pinn_checkpoint, tmp_path):
+    out = tmp_path / "landscape.h5"
+    result = sample_landscape(pinn_checkpoint, out, SETTINGS)
+    landscape = read_landscape(out)
+    assert result["status"] == "ok" and landscape.attrs["status"] == "ok"
+    assert landscape.loss.shape == (21, 21) and landscape.attrs["n_nonfinite"] == 0
+    np.testing.assert_array_equal(landscape.axes[0], np.linspace(-1, 1, 21))
+    problem, model, checkpoint = load_trained(pinn_checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    assert landscape.loss[10, 10] == pytest.approx(float(loss_fn(params)), rel=1e-6)
+    assert landscape.loss.min() == landscape.loss[10, 10]  # a trained PINN sits in a minimum
+    provenance = json.loads(landscape.attrs["provenance"])
+    assert provenance["checkpoint_hash"] == checkpoint["hash"]
+    assert json.loads(landscape.attrs["settings"]) == SETTINGS
+    assert not out.with_name("landscape.h5.parts").exists()
+
+
+def test_vti_export(tmp_path):
+    loss = np.arange(12, dtype=float).reshape(3, 4)
+    axes = [np.linspace(-1, 1, 3), np.linspace(0, 3, 4)]
+    write_vti(tmp_path / "l.vti", loss, axes)
+    root = ElementTree.parse(tmp_path / "l.vti").getroot()
+    image = root.find("ImageData")
+    assert image.get("WholeExtent") == "0 2 0 3 0 0"
+    assert image.get("Origin") == "-1.0 0.0 0.0" and image.get("Spacing") == "1.0 1.0 1.0"
+    values = [float(v) for v in image.find("Piece/PointData/DataArray").text.split()]
+    # VTK order: x (axis 0) fastest
+    assert values == [loss[i, j] for j in range(4) for i in range(3)]
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        write_vti(tmp_path / "x.vti", np.zeros(5), [np.arange(5)])
+
+
+def mpi_command(ranks: int, checkpoint: Path, output: Path, settings: dict) -> list[str]:
+    return [str(VENV_BIN / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "mpi4py",
+            str(REPO / "scripts" / "sample_landscape.py"), "--checkpoint", str(checkpoint),
+            "--output", str(output), "--settings", json.dumps(settings), "--threads", "1"]
+
+
+def test_two_mpi_ranks_give_the_same_bits_as_one(pinn_checkpoint, tmp_path):
+    for ranks in (1, 2):
+        result = subprocess.run(mpi_command(ranks, pinn_checkpoint, tmp_path / f"n{ranks}.h5", SETTINGS),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    one, two = read_landscape(tmp_path / "n1.h5"), read_landscape(tmp_path / "n2.h5")
+    assert np.array_equal(one.loss, two.loss)
+    assert (tmp_path / "n1.h5").read_bytes() == (tmp_path / "n2.h5").read_bytes()
+
+
+def test_a_failing_rank_ends_the_job_without_hanging(tmp_path):
+    result = subprocess.run(mpi_command(2, tmp_path / "missing.pt", tmp_path / "x.h5", SETTINGS),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "missing.pt" in result.stderr
+
+
+def test_a_killed_landscape_job_resumes_bit_identically(pinn_checkpoint, tmp_path):
+    settings = {**SETTINGS, "resolution": 31, "method": "loop", "chunk_size": 1}
+    reference = tmp_path / "reference.h5"
+    sample_landscape(pinn_checkpoint, reference, settings)
+    output = tmp_path / "killed.h5"
+    parts = tmp_path / "killed.h5.parts"
+    process = subprocess.Popen(mpi_command(1, pinn_checkpoint, output, settings),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(parts.glob("unit_*.npy"))) < 60:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(parts.glob("unit_*.npy")))
+    assert 60 <= done < 961 and not output.exists(), "the job must be killed mid-run"
+    result = sample_landscape(pinn_checkpoint, output, settings)
+    assert result["points_computed"] == 961 - done  # one point per work unit below 1,000 points
+    assert output.read_bytes() == reference.read_bytes()
