@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
+from toposweep.io import write_json
 from toposweep.landscape import SerialComm, sample_landscape
 
 
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--eigenvectors", help="eigenvectors.pt of the Hessian stage (hessian directions)")
     parser.add_argument("--problem", help="the experiment's problem; a checkpoint of another is refused")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per rank")
+    parser.add_argument("--report", help="also write the run's summary (points, seconds, method) as JSON")
     args = parser.parse_args()
     try:
         from mpi4py import MPI
@@ -37,6 +39,8 @@ def main() -> None:
                               expected_problem=args.problem)
     if comm.rank == 0:
         logging.info("%s", result)
+        if args.report:
+            write_json(args.report, result)
 
 
 if __name__ == "__main__":

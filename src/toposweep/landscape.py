@@ -83,39 +83,44 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def choose_evaluation(
     evaluator: PointEvaluator,
-    probe: np.ndarray,
+    coefficients: np.ndarray,
     memory_budget_mb: float,
-    max_chunk: int = 1024,
-) -> tuple[str, int, dict[str, float]]:
-    """Time the per-point loop and vmap at growing chunk sizes on real grid points; return the
-    fastest (method, chunk size) and the measured ms/point. Growth (x4) stops when a chunk gets
-    slower per point or the memory high-water mark passes the budget."""
-    device = evaluator.theta.device
-    timings: dict[str, float] = {}
+    max_chunk: int = 4096,
+) -> tuple[str, int, dict[str, float], np.ndarray]:
+    """Time the per-point loop, then vmap at chunks 4, 16, 64, ... on the grid's first points;
+    return the fastest (method, chunk), the measured ms/point, and the losses the winner computed
+    for the first points (so the probe's work is not wasted).
 
-    def per_point(method: str, chunk: int) -> float:
-        rows = probe[: max(chunk, 4 if method == "loop" else chunk)]
-        evaluator(rows[:chunk], method, chunk)  # warm-up (allocations, kernels)
+    Growth stops at the first chunk that is not faster than the best so far, when trying the
+    next chunk would cost more than a tenth of the estimated run, or when the memory high-water
+    mark passes the budget.
+    """
+    device = evaluator.theta.device
+    n_points = len(coefficients)
+
+    def timed(method: str, chunk: int, rows: np.ndarray) -> tuple[float, np.ndarray]:
         start = time.perf_counter()
-        evaluator(rows, method, chunk)
+        values = evaluator(rows, method, chunk)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return (time.perf_counter() - start) / len(rows) * 1e3
+        return (time.perf_counter() - start) / len(rows) * 1e3, values
 
-    timings["loop"] = per_point("loop", 1)
-    best = ("loop", 1, timings["loop"])
+    timed("loop", 1, coefficients[:1])  # warm-up
+    loop_ms, loop_values = timed("loop", 1, coefficients[:3])
+    timings = {"loop": loop_ms}
+    best = ("loop", 1, loop_ms, loop_values)
     chunk = 4
-    while chunk <= min(max_chunk, len(probe)):
-        ms = per_point("vmap", chunk)
+    while chunk <= min(max_chunk, n_points) and 2 * chunk <= max(0.1 * n_points, 8):
+        timed("vmap", chunk, coefficients[:chunk])  # warm-up (allocations)
+        ms, values = timed("vmap", chunk, coefficients[:chunk])
         timings[f"vmap_{chunk}"] = ms
-        if ms < best[2]:
-            best = ("vmap", chunk, ms)
-        elif best[0] == "vmap":
+        if ms >= best[2]:
             break
+        best = ("vmap", chunk, ms, values)
         if _peak_memory_mb(device) > memory_budget_mb:
             break
         chunk *= 4
-    return best[0], best[1], timings
+    return best[0], best[1], timings, best[3]
 
 
 def sample_grid(
@@ -134,11 +139,14 @@ def sample_grid(
         raise ValueError(f"{len(directions)} directions but {len(axes)} axes")
     evaluator = PointEvaluator(loss_fn, params, directions)
     coefficients = grid_coefficients(axes)
-    method, chunk_size = resolve_method(evaluator, coefficients, method, chunk_size, memory_budget_mb)
+    method, chunk_size, done = resolve_method(evaluator, coefficients, method, chunk_size,
+                                              memory_budget_mb)
     out = np.empty(len(coefficients))
+    out[: len(done)] = done
     step = max(chunk_size, 1) * 16
-    with tqdm(total=len(coefficients), desc="grid points", disable=not progress or None) as bar:
-        for begin in range(0, len(coefficients), step):
+    with tqdm(total=len(coefficients), initial=len(done), desc="grid points",
+              disable=not progress or None) as bar:
+        for begin in range(len(done), len(coefficients), step):
             rows = coefficients[begin : begin + step]
             out[begin : begin + len(rows)] = evaluator(rows, method, chunk_size)
             bar.update(len(rows))
@@ -151,21 +159,22 @@ def resolve_method(
     method: str,
     chunk_size: int | None,
     memory_budget_mb: float,
-) -> tuple[str, int]:
+) -> tuple[str, int, np.ndarray]:
+    """(method, chunk size, losses already computed for the first grid points)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    nothing = np.empty(0)
     if method == "loop":
-        return "loop", chunk_size or 1
+        return "loop", chunk_size or 1, nothing
     if method == "vmap" and chunk_size:
-        return "vmap", chunk_size
-    probe = coefficients[np.linspace(0, len(coefficients) - 1, min(len(coefficients), 1024)).astype(int)]
-    chosen, chunk, timings = choose_evaluation(evaluator, probe, memory_budget_mb)
-    if method == "vmap":
-        vmap_timings = {k: v for k, v in timings.items() if k.startswith("vmap_")}
-        chosen, chunk = "vmap", int(min(vmap_timings, key=vmap_timings.get).split("_")[1])
+        return "vmap", chunk_size, nothing
+    chosen, chunk, timings, done = choose_evaluation(evaluator, coefficients, memory_budget_mb)
+    if method == "vmap" and chosen == "loop":  # vmap asked for: its best chunk, from scratch
+        vmap_timings = {k: v for k, v in timings.items() if k.startswith("vmap_")} or {"vmap_4": 0}
+        chosen, chunk, done = "vmap", int(min(vmap_timings, key=vmap_timings.get)[5:]), nothing
     log.info("evaluation: %s, chunk %d (probe ms/point: %s)", chosen, chunk,
              {k: round(v, 3) for k, v in timings.items()})
-    return chosen, chunk
+    return chosen, chunk, done
 
 
 # --- grids and directions from settings --------------------------------------------------------
@@ -225,6 +234,9 @@ class SerialComm:
 
     def allreduce(self, value):
         return value
+
+    def allgather(self, value):
+        return [value]
 
 
 def rank_device(comm, setting: str) -> torch.device:
@@ -330,7 +342,7 @@ def sample_landscape(
                 with open(tmp, "wb") as handle:
                     np.save(handle, losses)
             bar.update((end - begin) * comm.size)
-    seconds = time.perf_counter() - started
+    seconds = max(comm.allgather(time.perf_counter() - started))  # the slowest rank's time
     computed = comm.allreduce(sum(units[i][1] - units[i][0] for i in mine))
     comm.Barrier()
     result = {"status": "ok", "points_computed": computed, "seconds": seconds,
@@ -364,8 +376,8 @@ def _load_or_make_plan(parts: Path, key: str, evaluator: PointEvaluator,
             return plan
         log.warning("discarding %s: it belongs to other settings or another checkpoint", parts)
         shutil.rmtree(parts)
-    method, chunk = resolve_method(evaluator, coefficients, settings["method"],
-                                   settings["chunk_size"], settings["memory_budget_mb"])
+    method, chunk, _ = resolve_method(evaluator, coefficients, settings["method"],
+                                      settings["chunk_size"], settings["memory_budget_mb"])
     plan = {"key": key, "method": method, "chunk_size": chunk}
     parts.mkdir(parents=True, exist_ok=True)
     write_json(manifest, plan)
