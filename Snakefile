@@ -14,6 +14,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/hessian.smk"
 include: "workflow/rules/topology.smk"
 
 

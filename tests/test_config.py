@@ -147,6 +147,7 @@ def test_every_key_is_documented_with_its_default():
     experiment = schema["$defs"]["experiment"]
     definitions = {"## An experiment": experiment,
                    "## `topology` settings": experiment["properties"]["topology"],
+                   "## `hessian` settings": experiment["properties"]["hessian"],
                    **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
     for heading, definition in definitions.items():
         assert heading in text, heading
