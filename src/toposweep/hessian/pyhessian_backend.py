@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import warnings
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -109,7 +110,9 @@ class PyHessianBackend:
                 p.requires_grad_(False)
         model.zero_grad(set_to_none=True)
         self.hvp_count = 0
-        with pyhessian_shim() as counter:
+        with pyhessian_shim() as counter, warnings.catch_warnings():
+            # its loss.backward(create_graph=True) cycle is broken in close()
+            warnings.filterwarnings("ignore", "Using backward\\(\\) with create_graph=True")
             self.engine = PyHessian(model, criterion, data=data, cuda=self.device.type == "cuda")
         self.hvp_count += counter.count
 
