@@ -208,7 +208,8 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
     runs, n = start.shape
     max_steps = min(max_steps, n)
     eps = torch.finfo(operator.dtype).eps
-    basis = torch.zeros((runs, max_steps, n), dtype=operator.dtype, device=operator.device)
+    # grown by doubling: a run that converges early never holds max_steps vectors
+    basis = torch.zeros((runs, min(max_steps, 32), n), dtype=operator.dtype, device=operator.device)
     alpha = np.zeros((runs, max_steps))
     beta = np.zeros((runs, max_steps))
     q = start.to(device=operator.device, dtype=operator.dtype)
@@ -217,6 +218,11 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
     steps = 0
     with tqdm(total=max_steps, desc=description, disable=None, leave=False) as progress:
         for j in range(max_steps):
+            if j == basis.shape[1]:
+                grown = torch.zeros((runs, min(2 * j, max_steps), n), dtype=operator.dtype,
+                                    device=operator.device)
+                grown[:, :j] = basis
+                basis = grown
             basis[:, j] = q
             w = operator.matmat(q)
             alpha[:, j] = torch.einsum("rn,rn->r", w, q).double().cpu().numpy()
@@ -226,10 +232,10 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
             scale = np.maximum(scale, np.abs(alpha[:, j]) + beta[:, j])
             steps = j + 1
             progress.update()
-            if j + 1 == max_steps:
-                break
             if stop is not None and stop(LanczosRun(alpha[:, :steps], beta[:, :steps],
                                                     basis[:, :steps])):
+                break
+            if j + 1 == max_steps:
                 break
             broken = beta[:, j] <= math.sqrt(n) * eps * np.maximum(scale, np.finfo(float).tiny)
             if broken.any():
@@ -297,14 +303,16 @@ def _check_positive_int(name: str, value: int, minimum: int = 1) -> None:
 
 def top_eigenpairs(loss_fn: LossFunction | None, params: dict[str, torch.Tensor] | None, k: int,
                    which: str = "LA", tol: float = 1e-4, max_iter: int = 100, seed: int = 0,
-                   operator: HessianOperator | None = None) -> Eigenpairs:
+                   operator: HessianOperator | None = None,
+                   callback: Callable[[LanczosRun], None] | None = None) -> Eigenpairs:
     """Top-k Hessian eigenpairs by Lanczos with full reorthogonalisation.
 
     `which="LA"`: largest algebraic (the default: the sharpest directions); `"LM"`: largest
     magnitude (PyHessian's power iteration). Stops once every wanted pair has
     ||H x - lambda x|| <= tol * |lambda| (ARPACK's criterion; the eigenvalue error is then of
     order tol^2 lambda^2 / gap), or after `max_iter` HVPs (then `converged` is False).
-    Pass `operator` to reuse a gradient graph (loss_fn and params are then ignored).
+    Pass `operator` to reuse a gradient graph (loss_fn and params are then ignored);
+    `callback(run_so_far)` is called after every Lanczos step (monitoring, benchmarks).
     """
     _check_positive_int("k", k)
     _check_positive_int("max_iter", max_iter)
@@ -322,6 +330,8 @@ def top_eigenpairs(loss_fn: LossFunction | None, params: dict[str, torch.Tensor]
     products_before = operator.n_products
 
     def converged(run: LanczosRun) -> bool:
+        if callback is not None:
+            callback(run)
         if run.steps < k:
             return False
         values, vectors = run.ritz()
@@ -459,12 +469,14 @@ def spectral_density(loss_fn: LossFunction | None, params: dict[str, torch.Tenso
     operator = operator or HessianOperator(loss_fn, params)
     generator = torch.Generator().manual_seed(seed)
     start = rademacher(n_runs, operator.n_params, generator, operator.dtype, operator.device)
-    run = lanczos(operator, start, n_iter, generator, description="SLQ")
     nodes, weights = [], []
-    for index in range(n_runs):
-        values, vectors = run.ritz(index)
-        nodes.append(values)
-        weights.append(vectors[0] ** 2)
+    # runs in lockstep only as many at a time as one batched HVP takes (memory: runs x steps x n)
+    for group in torch.split(start, operator.batch_size):
+        run = lanczos(operator, group, n_iter, generator, description="SLQ")
+        for index in range(len(group)):
+            values, vectors = run.ritz(index)
+            nodes.append(values)
+            weights.append(vectors[0] ** 2)
     nodes, weights = np.array(nodes), np.array(weights)
     grid, density, sigma = broadened_density(nodes, weights, grid, sigma, n_points)
     return SpectralDensity(grid, density, nodes, weights, sigma)
