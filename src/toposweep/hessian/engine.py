@@ -257,8 +257,9 @@ class Eigenpairs:
 
     eigenvalues: float64 (k,), descending for "LA", by descending magnitude for "LM";
     eigenvectors: (k, n) unit rows in the parameters' dtype, parameters flattened in `names`
-    order; residuals: ||H x - lambda x|| of each pair (float64); `krylov_basis`/`krylov_trace`:
-    the whole Lanczos subspace and tr(Q^T H Q), used to deflate the trace estimator.
+    order, sign fixed (largest-magnitude entry positive); residuals: ||H x - lambda x|| of
+    each pair (float64); `krylov_basis`/`krylov_trace`: the whole Lanczos subspace and
+    tr(Q^T H Q), used to deflate the trace estimator.
     """
 
     eigenvalues: torch.Tensor
@@ -287,6 +288,14 @@ def unflatten(flat: torch.Tensor, names: list[str], shapes: list) -> dict[str, t
         raise ValueError(f"flat vector has shape {tuple(flat.shape)}, expected ({sum(numels)},)")
     return {name: piece.view(tuple(shape))
             for name, piece, shape in zip(names, torch.split(flat, numels), shapes)}
+
+
+def fix_signs(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit rows with the sign fixed (largest-magnitude entry positive), so eigenvectors from
+    different runs, start vectors or backends compare directly."""
+    vectors = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
+    peaks = vectors.gather(1, vectors.abs().argmax(dim=1, keepdim=True))
+    return vectors * torch.where(peaks < 0, -1.0, 1.0).to(vectors.dtype)
 
 
 def _wanted(values: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -346,8 +355,7 @@ def top_eigenpairs(loss_fn: LossFunction | None, params: dict[str, torch.Tensor]
     basis = run.basis[0]
     coefficients = torch.as_tensor(vectors[:, chosen].T.copy(), dtype=operator.dtype,
                                    device=operator.device)
-    eigenvectors = coefficients @ basis
-    eigenvectors = eigenvectors / torch.linalg.vector_norm(eigenvectors, dim=1, keepdim=True)
+    eigenvectors = fix_signs(coefficients @ basis)
     residuals = np.abs(run.beta[0, -1] * vectors[-1, chosen])
     done = run.steps == n or bool(np.all(residuals <= tol * np.abs(values[chosen])))
     return Eigenpairs(

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import Eigenpairs, LossFunction
+from .engine import Eigenpairs, LossFunction, fix_signs
 
 
 class LossAsModule(nn.Module):
@@ -152,8 +152,7 @@ class PyHessianBackend:
         largest magnitude), sorted by descending magnitude; residuals from one more HVP each."""
         before = self.hvp_count
         values, vectors = self._run("eigenvalues", seed, maxIter=max_iter, tol=tol, top_n=k)
-        flat = torch.stack([self._flat(v) for v in vectors])
-        flat = flat / torch.linalg.vector_norm(flat, dim=1, keepdim=True)
+        flat = fix_signs(torch.stack([self._flat(v) for v in vectors]))
         order = np.argsort(-np.abs(np.asarray(values)), kind="stable")
         values = torch.as_tensor(np.asarray(values, dtype=np.float64)[order])
         flat = flat[torch.as_tensor(order.copy())]

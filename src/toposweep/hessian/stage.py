@@ -3,7 +3,8 @@
 `eigenvectors.pt` (read by the landscape stage as its `hessian` directions) is a `torch.save` of
 {"status": "ok" | "skipped", "eigenvalues": float64 (k,), "vectors": (k, n_params) unit rows,
 "names": parameter names in `model.named_parameters()` order, "shapes": list of shapes,
-"checkpoint_hash": str}; the rows flatten the parameters in `names` order.
+"checkpoint_hash": str}; the rows flatten the parameters in `names` order, each with its
+largest-magnitude entry positive.
 """
 
 from __future__ import annotations
