@@ -1,4 +1,4 @@
-"""toposweep: train -> (hessian -> landscape -> topology ->) aggregate, for every run of a sweep.
+"""toposweep: train -> hessian -> landscape -> topology (-> aggregate, figures), for every run.
 
 Run `snakemake --cores all` (default config: config/config.yaml), or pass another sweep with
 `--configfile config/paper/<name>.yaml`.
@@ -14,6 +14,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/hessian.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
 
@@ -22,4 +23,5 @@ rule all:
     default_target: True
     input:
         expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),
+        [f"results/{run}/hessian.json" for run in RUNS],
         [f"results/{run}/topology.json" for run in RUNS],

@@ -151,6 +151,7 @@ def test_every_key_is_documented_with_its_default():
     definitions = {"## An experiment": experiment,
                    "## `topology` settings": experiment["properties"]["topology"],
                    "## `landscape` settings": experiment["properties"]["landscape"],
+                   "## `hessian` settings": experiment["properties"]["hessian"],
                    **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
     for heading, definition in definitions.items():
         assert heading in text, heading

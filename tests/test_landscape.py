@@ -207,3 +207,24 @@ def test_a_killed_landscape_job_resumes_bit_identically(pinn_checkpoint, tmp_pat
     result = sample_landscape(pinn_checkpoint, output, settings)
     assert result["points_computed"] == 961 - done  # one point per work unit below 1,000 points
     assert output.read_bytes() == reference.read_bytes()
+
+
+def test_hessian_directions_show_the_top_eigenvalue_as_curvature(pinn_checkpoint, tmp_path):
+    """Along the top Hessian eigenvector (unit norm, absolute units), the second difference of
+    the landscape at the centre is lambda_1."""
+    from toposweep.hessian import hessian_of_checkpoint, load_eigenvectors
+
+    hessian = hessian_of_checkpoint(pinn_checkpoint, tmp_path, k=2, trace_probes=2,
+                                    density_runs=1, density_steps=8)
+    eigenvalues, vectors = load_eigenvectors(tmp_path / "eigenvectors.pt")
+    assert eigenvalues[0] == pytest.approx(hessian["eigenvalues"][0])
+    h = 2e-3
+    settings = {**SETTINGS, "dimensions": 1, "directions": "hessian", "resolution": 3,
+                "extent": h, "method": "loop", "chunk_size": 1}
+    sample_landscape(pinn_checkpoint, tmp_path / "landscape.h5", settings,
+                     eigenvectors_path=tmp_path / "eigenvectors.pt")
+    loss = read_landscape(tmp_path / "landscape.h5").loss.astype(np.float64)
+    curvature = (loss[0] - 2 * loss[1] + loss[2]) / h**2
+    assert curvature == pytest.approx(float(eigenvalues[0]), rel=0.02)
+    stored = read_landscape(tmp_path / "landscape.h5")
+    assert json.loads(stored.attrs["provenance"])["eigenvectors_sha256"]
