@@ -228,3 +228,14 @@ def test_hessian_directions_show_the_top_eigenvalue_as_curvature(pinn_checkpoint
     assert curvature == pytest.approx(float(eigenvalues[0]), rel=0.02)
     stored = read_landscape(tmp_path / "landscape.h5")
     assert json.loads(stored.attrs["provenance"])["eigenvectors_sha256"]
+
+
+def test_auto_keeps_the_probed_points_and_matches_explicit_methods(pinn_checkpoint):
+    problem, model, _ = load_trained(pinn_checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    directions = random_directions(params, 2, seed=0)
+    axes = grid_axes(2, 31, 1.0)
+    auto = sample_grid(loss_fn, params, directions, axes, method="auto")
+    loop = sample_grid(loss_fn, params, directions, axes, method="loop")
+    np.testing.assert_allclose(auto, loop, rtol=1e-5)
+    assert np.isfinite(auto).all()
