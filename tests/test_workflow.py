@@ -96,3 +96,18 @@ def test_a_bad_config_stops_before_any_job(tmp_path):
 def test_paper_configs_dry_run(name, tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "paper" / f"{name}.yaml", "-n", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_vti_export_of_a_run_landscape(tiny_sweep):
+    from xml.etree import ElementTree
+
+    from toposweep.io import read_landscape
+
+    target = "results/pinn/beta~1/seed~0/landscape.vti"
+    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    image = ElementTree.parse(tiny_sweep / target).getroot().find("ImageData")
+    assert image.get("WholeExtent") == "0 8 0 8 0 0"
+    values = [float(v) for v in image.find("Piece/PointData/DataArray").text.split()]
+    loss = read_landscape(tiny_sweep / "results/pinn/beta~1/seed~0/landscape.h5").loss
+    assert values == loss.ravel(order="F").tolist()
