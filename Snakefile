@@ -25,3 +25,6 @@ rule all:
         expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),
         [f"results/{run}/hessian.json" for run in RUNS],
         [f"results/{run}/topology.json" for run in RUNS],
+
+
+check_profile()

@@ -1,6 +1,7 @@
 """Config validation, grid expansion and path helpers shared by every rule."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -61,3 +62,37 @@ def landscape_inputs(wildcards):
     if EXPERIMENT_CONFIG[wildcards.experiment]["landscape"]["directions"] == "hessian":
         inputs["eigenvectors"] = f"{RUN_DIR}/eigenvectors.pt".format(**wildcards)
     return inputs
+
+
+def check_profile():
+    """Profile mistakes that would otherwise surface only on the cluster: an unset environment
+    variable in the default resources (e.g. the Slurm account), resources or threads for a rule
+    that does not exist, an MPI rule with fewer than one task."""
+    settings = workflow.resource_settings
+    problems = []
+    rule_names = {rule.name for rule in workflow.rules}
+    for kind, table in (
+        ("set-resources", settings.overwrite_resources),
+        ("set-threads", settings.overwrite_threads),
+    ):
+        for name in table or {}:
+            if name not in rule_names:
+                problems.append(
+                    f"{kind} names {name!r}, which is not a step of this workflow "
+                    f"(steps are {', '.join(sorted(rule_names))})"
+                )
+    for name, resources in (settings.overwrite_resources or {}).items():
+        tasks = resources.get("tasks")
+        value = None if tasks is None else tasks.value
+        if isinstance(value, int) and value < 1:
+            problems.append(f"set-resources {name}: tasks must be >= 1, got {value}")
+    # dry runs too: a profile that cannot submit should say so before anything runs
+    for argument in getattr(settings.default_resources, "args", None) or []:
+        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", argument)
+        if unset:
+            problems.append(
+                f"default resource {argument!r}: environment variable {unset[0]} is not "
+                f"set (e.g. export {unset[0]}=<your Slurm account>)"
+            )
+    if problems:
+        raise WorkflowError("profile error:\n  " + "\n  ".join(problems))
