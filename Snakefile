@@ -19,6 +19,12 @@ include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
 
 
+# Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs.
+localrules:
+    all,
+    train_summary,
+
+
 rule all:
     default_target: True
     input:

@@ -1,6 +1,7 @@
 """Config validation, grid expansion and path helpers shared by every rule."""
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -86,9 +87,11 @@ def check_profile():
         value = None if tasks is None else tasks.value
         if isinstance(value, int) and value < 1:
             problems.append(f"set-resources {name}: tasks must be >= 1, got {value}")
-    # dry runs too: a profile that cannot submit should say so before anything runs
+    # Snakemake expands $VARIABLES when it evaluates a resource; an unset one would reach
+    # sbatch as literal text. Dry runs check too: a profile that cannot submit says so first.
     for argument in getattr(settings.default_resources, "args", None) or []:
-        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", argument)
+        names = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", argument)
+        unset = [name for name in names if not os.environ.get(name)]
         if unset:
             problems.append(
                 f"default resource {argument!r}: environment variable {unset[0]} is not "
