@@ -54,3 +54,23 @@ def test_the_sweep_on_slurm_equals_the_local_run(slurm, tmp_path):
     assert read_json(slurm_run / "topology.json")["metrics"] == read_json(local_run / "topology.json")["metrics"]
     slurm_hessian, local_hessian = read_json(slurm_run / "hessian.json"), read_json(local_run / "hessian.json")
     np.testing.assert_allclose(slurm_hessian["eigenvalues"], local_hessian["eigenvalues"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_landscape_killed_by_its_time_limit_resumes_on_retry(slurm, tmp_path):
+    """First attempt: a 1-minute limit, too short; Slurm kills it. The profile's retry gives it
+    10 minutes, and the job computes only the work units the first attempt did not finish."""
+    sweep = REPO / "tests" / "data" / "slurm_timelimit.yaml"
+    command = [str(VENV_BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--configfile", str(sweep), "--workflow-profile",
+               str(REPO / "profiles" / "slurm-test"), "--set-resources", "landscape:mpi='srun'",
+               "landscape:tasks=2", "landscape:runtime=1 if attempt == 1 else 10"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=ENVIRONMENT)
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = result.stdout + result.stderr
+    assert "Trying to restart job" in output or "attempt 2" in output.lower() or "retry" in output.lower()
+    log = (tmp_path / "logs" / "pinn" / "beta~5" / "seed~0" / "landscape.log").read_text()
+    assert "resuming from" in log
+    computed = int(log.split("'points_computed': ")[1].split(",")[0])
+    assert 0 < computed < 45**3, "the retry must compute only what the first attempt left"
+    assert read_landscape(tmp_path / RUN / "landscape.h5").loss.shape == (45, 45, 45)
