@@ -602,16 +602,18 @@ def _wrap(text: str, width: int) -> str:
 def seed_heatmap(
     table: pd.DataFrame,
     parameter: str,
-    metric: str,
+    metric: str | None,
     profiles: Mapping[tuple[Any, int], Mapping[str, Any] | None],
     title: str = "",
 ) -> plt.Figure:
     """Left: `metric` for every (parameter value, seed) as an annotated heat map (missing or
     unfinished runs blank, labelled with their status). Right: the landscape profile of each run
     at the same place, all on one log/linear loss scale, so shapes compare across the grid (as
-    the profile paper's learning-rate figure)."""
+    the profile paper's learning-rate figure). Without any value of `metric` (e.g. every run
+    diverged) the cells show the runs' statuses only."""
+    metric_name = metric_label(metric) if metric else "test metric (none recorded)"
     with plt.rc_context(PAPER_CONTEXT):
-        parameter_values = sorted(pd.unique(table[parameter].dropna()))
+        parameter_values = sorted(pd.unique(table[parameter].dropna()), key=_sort_key)
         seeds = sorted(pd.unique(table["seed"]))
         grid = pd.DataFrame(np.nan, index=parameter_values, columns=seeds)
         statuses = pd.DataFrame("", index=parameter_values, columns=seeds)
@@ -620,7 +622,8 @@ def seed_heatmap(
             if pd.isna(value):
                 continue
             statuses.loc[value, seed] = row.status
-            number = pd.to_numeric(getattr(row, metric, np.nan), errors="coerce") if metric in table else np.nan
+            number = (pd.to_numeric(getattr(row, metric), errors="coerce")
+                      if metric and metric in table else np.nan)
             if row.status == "ok":
                 grid.loc[value, seed] = number
         n_rows, n_cols = len(parameter_values), len(seeds)
@@ -635,16 +638,20 @@ def seed_heatmap(
                 number = grid.iloc[i, j]
                 annotations[i, j] = (f"{number:.3g}" if np.isfinite(number)
                                      else (statuses.iloc[i, j] or "not run"))
-        sns.heatmap(grid.to_numpy(dtype=float), ax=heat_ax, annot=annotations, fmt="",
-                    cmap="viridis", linewidths=0.5, linecolor="white",
+        values = grid.to_numpy(dtype=float)
+        any_value = bool(np.isfinite(values).any())
+        sns.heatmap(values if any_value else np.zeros_like(values), ax=heat_ax,
+                    annot=annotations, fmt="", cmap="viridis" if any_value else "Greys",
+                    vmin=None if any_value else 0, vmax=None if any_value else 1,
+                    cbar=any_value, linewidths=0.5, linecolor="white",
                     xticklabels=[str(s) for s in seeds],
                     yticklabels=[_format_value(v) for v in parameter_values],
-                    cbar_kws={"label": metric_label(metric), "shrink": 0.8},
+                    cbar_kws={"label": metric_name, "shrink": 0.8},
                     annot_kws={"fontsize": 8})
         heat_ax.set_facecolor("0.9")
         heat_ax.set_xlabel("seed")
         heat_ax.set_ylabel(metric_label(parameter))
-        heat_ax.set_title(f"{metric_label(metric)} per run")
+        heat_ax.set_title(f"{metric_name} per run")
         heat_ax.tick_params(axis="y", rotation=0)
 
         profile_grid = outer[1].subgridspec(n_rows, n_cols, hspace=0.08, wspace=0.08)
@@ -711,7 +718,52 @@ def draw_profile_outline(ax, profile: Mapping[str, Any], scale: LossScale, norm:
 SHORT_LABELS = {"beta": "β", "lr": "lr", "width": "w"}
 
 
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, float(value)) if isinstance(value, (int, float, np.number)) else (1, str(value))
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+# --- what to draw (figure settings resolved against a summary) ------------------------------
+
+
+def choose_parameter(table: pd.DataFrame, requested: str | None = None) -> str | None:
+    """The hyperparameter on the x axis / heat-map rows: `requested` (must be swept), else the
+    first swept one with more than one value, else the first swept one; None without a grid."""
+    swept = swept_parameters(table)
+    if requested is not None:
+        if requested not in swept:
+            raise ValueError(f"figures parameter {requested!r} is not swept in this experiment; "
+                             f"swept: {swept or 'nothing'}")
+        return requested
+    varied = [p for p in swept if table[p].nunique(dropna=True) > 1]
+    return (varied or swept or [None])[0]
+
+
+def default_panel_metrics(table: pd.DataFrame) -> list[str]:
+    """The papers' panels: saddles, average persistence, the test metrics, λ₁ and the trace."""
+    from .aggregate import evaluation_metrics
+
+    return ["n_saddles", "avg_persistence", *evaluation_metrics(table), "top_eigenvalue", "trace"]
+
+
+def no_parameter_figure(what: str, title: str) -> plt.Figure:
+    """A small figure saying that an experiment without a swept hyperparameter has no `what`."""
+    with plt.rc_context(PAPER_CONTEXT):
+        figure, ax = plt.subplots(figsize=(6, 2))
+        message_axes(ax, f"No swept hyperparameter in this experiment: no {what}.", title or None)
+        return figure
+
+
+def load_profiles(table: pd.DataFrame, parameter: str, results_dir: str | os.PathLike
+                  ) -> dict[tuple[Any, int], dict[str, Any] | None]:
+    """profile.json of every run of a summary (None where missing), keyed by (value, seed)."""
+    profiles: dict[tuple[Any, int], dict[str, Any] | None] = {}
+    for row in table.itertuples(index=False):
+        path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "profile.json"
+        profiles[(getattr(row, parameter), row.seed)] = read_json(path) if path.exists() else None
+    return profiles

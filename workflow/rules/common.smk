@@ -61,3 +61,41 @@ def landscape_inputs(wildcards):
     if EXPERIMENT_CONFIG[wildcards.experiment]["landscape"]["directions"] == "hessian":
         inputs["eigenvectors"] = f"{RUN_DIR}/eigenvectors.pt".format(**wildcards)
     return inputs
+
+
+def run_files(experiment, *names):
+    """The named files of every run of an experiment; with `available_runs_only: true`, only
+    those that exist now (aggregate and plot what a --keep-going sweep left)."""
+    paths = [
+        f"results/{run}/{name}" for run in experiment_runs(experiment) for name in names
+    ]
+    if VALIDATED["available_runs_only"]:
+        paths = [path for path in paths if Path(path).exists()]
+    return paths
+
+
+def swept_description(experiment):
+    """What an experiment sweeps, in words, for report captions."""
+    settings = EXPERIMENT_CONFIG[experiment]
+    grid = settings.get("grid", {})
+    swept = "; ".join(f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items())
+    seeds = ", ".join(map(str, settings["seeds"]))
+    return (
+        f"{settings['problem']}, {swept or 'no swept hyperparameter'}"
+        f" ({settings['grid_mode']}), seeds {{{seeds}}}"
+    )
+
+
+def experiment_figures(experiment):
+    """Every figure file (PNG and PDF) of one experiment."""
+    names = ["correlations", "metric_panels", "seed_heatmap"]
+    if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
+        names += [
+            f"runs/{RUNS[run].point}_seed~{RUNS[run].seed}"
+            for run in experiment_runs(experiment)
+        ]
+    return [
+        f"results/{experiment}/figures/{name}.{ext}"
+        for name in names
+        for ext in ("png", "pdf")
+    ]
