@@ -379,9 +379,9 @@ def is_log_spaced(values: Iterable[float]) -> bool:
     if distinct.size < 2 or distinct.min() <= 0:
         return False
     if distinct.size == 2:
-        return distinct[1] / distinct[0] >= 10
+        return bool(distinct[1] / distinct[0] >= 10)
 
     def spread(steps: np.ndarray) -> float:
         return float(np.std(steps) / np.mean(steps))
 
-    return spread(np.diff(np.log(distinct))) < spread(np.diff(distinct))
+    return bool(spread(np.diff(np.log(distinct))) < spread(np.diff(distinct)))

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm  # noqa: E402
 
 from .aggregate import (  # noqa: E402
     finished,
@@ -641,7 +641,8 @@ def seed_heatmap(
         values = grid.to_numpy(dtype=float)
         any_value = bool(np.isfinite(values).any())
         sns.heatmap(values if any_value else np.zeros_like(values), ax=heat_ax,
-                    annot=annotations, fmt="", cmap="viridis" if any_value else "Greys",
+                    annot=annotations, fmt="",
+                    cmap="viridis" if any_value else ListedColormap(["0.9"]),
                     vmin=None if any_value else 0, vmax=None if any_value else 1,
                     cbar=any_value, linewidths=0.5, linecolor="white",
                     xticklabels=[str(s) for s in seeds],
@@ -679,9 +680,9 @@ def seed_heatmap(
                     ax.set_ylabel(f"{short} = {_format_value(value)}", fontsize=8)
                 for spine in ax.spines.values():
                     spine.set_linewidth(0.4)
-        figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap),
-                        ax=figure.axes[-n_rows * n_cols:], shrink=0.8,
-                        label=scale.label)
+        if available:
+            figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap),
+                            ax=figure.axes[-n_rows * n_cols:], shrink=0.8, label=scale.label)
         figure.suptitle((title + "\n" if title else "")
                         + f"right: landscape profiles (rows: {metric_label(parameter)}, "
                         f"columns: seed; shared {scale.label} axis)")
@@ -723,9 +724,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _format_value(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+    return f"{value:g}" if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
 
 
 # --- what to draw (figure settings resolved against a summary) ------------------------------
