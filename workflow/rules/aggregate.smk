@@ -1,18 +1,6 @@
 """Aggregation: per experiment, one summary row per run and the correlation table."""
 
 
-def runs_description(wildcards):
-    """JSON list of an experiment's runs (so runs without files still get a summary row)."""
-    return json.dumps(
-        [
-            {key: run.to_dict()[key] for key in ("experiment", "point", "seed", "swept")}
-            for run in RUNS.values()
-            if run.experiment == wildcards.experiment
-        ],
-        sort_keys=True,
-    )
-
-
 rule summary:
     input:
         files=lambda wildcards: run_files(

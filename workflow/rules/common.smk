@@ -78,7 +78,9 @@ def swept_description(experiment):
     """What an experiment sweeps, in words, for report captions."""
     settings = EXPERIMENT_CONFIG[experiment]
     grid = settings.get("grid", {})
-    swept = "; ".join(f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items())
+    swept = "; ".join(
+        f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items()
+    )
     seeds = ", ".join(map(str, settings["seeds"]))
     return (
         f"{settings['problem']}, {swept or 'no swept hyperparameter'}"
@@ -99,3 +101,44 @@ def experiment_figures(experiment):
         for name in names
         for ext in ("png", "pdf")
     ]
+
+
+def runs_description(wildcards):
+    """JSON list of an experiment's runs (so runs without files still get a summary row)."""
+    return json.dumps(
+        [
+            {
+                key: run.to_dict()[key]
+                for key in ("experiment", "point", "seed", "swept")
+            }
+            for run in RUNS.values()
+            if run.experiment == wildcards.experiment
+        ],
+        sort_keys=True,
+    )
+
+
+RUN_PANEL_FILES = (
+    "train_metrics.json",
+    "curve.csv",
+    "predictions.npz",
+    "hessian.json",
+    "density.csv",
+    "landscape.h5",
+    "topology.json",
+    "merge_tree.json",
+    "persistence.csv",
+    "profile.json",
+)
+
+
+def run_panel_inputs(wildcards):
+    """A run's stage files (only those present, with `available_runs_only: true`)."""
+    paths = [f"{RUN_DIR}/{name}".format(**wildcards) for name in RUN_PANEL_FILES]
+    if VALIDATED["available_runs_only"]:
+        paths = [path for path in paths if Path(path).exists()]
+    return paths
+
+
+def figure_title(kind):
+    return lambda wildcards: f"{wildcards.experiment}: {kind}"

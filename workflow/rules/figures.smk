@@ -1,31 +1,6 @@
 """Figures per experiment (PNG and PDF), each marked for the HTML report
 (`snakemake --report results/report.html`)."""
 
-RUN_PANEL_FILES = (
-    "train_metrics.json",
-    "curve.csv",
-    "predictions.npz",
-    "hessian.json",
-    "density.csv",
-    "landscape.h5",
-    "topology.json",
-    "merge_tree.json",
-    "persistence.csv",
-    "profile.json",
-)
-
-
-def run_panel_inputs(wildcards):
-    """A run's stage files (only those present, with `available_runs_only: true`)."""
-    paths = [f"{RUN_DIR}/{name}".format(**wildcards) for name in RUN_PANEL_FILES]
-    if VALIDATED["available_runs_only"]:
-        paths = [path for path in paths if Path(path).exists()]
-    return paths
-
-
-def figure_title(kind):
-    return lambda wildcards: f"{wildcards.experiment}: {kind}"
-
 
 rule correlation_heatmap:
     input:
