@@ -222,9 +222,12 @@ def draw_landscape_contour(ax, loss: np.ndarray, axes: Sequence[np.ndarray], sca
     shown = scale(loss)
     shown = np.where(np.isfinite(shown), shown, np.nan)
     grid_y, grid_x = np.meshgrid(axes[0], axes[1], indexing="ij")
-    levels = np.linspace(np.nanmin(shown), np.nanmax(shown), 25)
-    if levels[0] == levels[-1]:
-        levels = np.linspace(levels[0] - 0.5, levels[0] + 0.5, 3)
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    levels = MaxNLocator(24).tick_values(low, high)
     contour = ax.contourf(grid_x, grid_y, shown, levels=levels, cmap="viridis")
     ax.contour(grid_x, grid_y, shown, levels=levels[::3], colors="white", linewidths=0.3)
     ax.plot(0, 0, marker="*", color="red", ms=8, mec="white", mew=0.5)
@@ -307,18 +310,18 @@ def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_hei
                        edgecolors="black", linewidths=0.3)
     inner = [height(node) for node in tree["nodes"] if node["type"] != "root"]
     root_height = height(nodes[tree["root"]])
-    if len(inner) > 1 and root_height > max(inner):
+    low, high = (min(inner), max(inner)) if inner else (root_height, root_height)
+    span = (high - low) or abs(high) or 1.0
+    if len(inner) > 1 and root_height > high + 0.3 * span:
         # the root (the landscape's maximum) would squash the branches: zoom to them and say
         # where the root arc goes
-        low, high = min(inner), max(inner)
-        span = (high - low) or abs(high) or 1.0
         ax.set_ylim(low - 0.08 * span, high + 0.35 * span)
         ax.annotate(f"root at {root_height:.3g} ↑", xy=(position[tree["root"]], high + 0.3 * span),
                     ha="center", va="top", fontsize=7, color="tab:red")
     ax.set_xticks([])
     ax.set_xlabel("minima (depth-first order)")
     ax.set_ylabel(scale.label)
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=7)
     n_minima = sum(node["type"] == "minimum" for node in tree["nodes"])
     n_saddles = sum(node["type"] == "saddle" for node in tree["nodes"])
     ax.set_title(f"merge tree ({n_minima} minima, {n_saddles} saddles)")
@@ -345,11 +348,15 @@ def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | No
     ax.set_ylabel(f"death ({scale.label})")
     ax.set_xlim(low - 0.05 * span, high + 0.05 * span)
     ax.set_ylim(low - 0.05 * span, high + 0.15 * span)
-    ax.set_title("persistence diagram (0-dimensional)")
+    title = "persistence diagram (0-dimensional)"
     if len(pairs):
-        ax.text(0.98, 0.86, f"axes end at the last death\n(maximum loss {float(scale(value_max)):.3g})",
-                transform=ax.transAxes, fontsize=7, va="top", ha="right", color="0.35")
+        title += f"\naxes end at the last death; maximum {scale.label} {high_value(scale, value_max)}"
+    ax.set_title(title)
     ax.legend(loc="lower right", fontsize=7)
+
+
+def high_value(scale: LossScale, value: float) -> str:
+    return f"{float(scale(value)):.3g}"
 
 
 def profile_from_dict(data: Mapping[str, Any], scale: LossScale | None = None):
