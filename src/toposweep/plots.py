@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm, Normalize, TwoSlopeNorm  # noqa: E402
 
 from .aggregate import (  # noqa: E402
     finished,
@@ -647,14 +647,17 @@ def seed_heatmap(
                                      else (statuses.iloc[i, j] or "not run"))
         values = grid.to_numpy(dtype=float)
         any_value = bool(np.isfinite(values).any())
+        log_colours = any_value and LossScale.for_values(values[np.isfinite(values)]).log
+        colour_label = metric_name + (" (log scale)" if log_colours else "")
         sns.heatmap(values if any_value else np.zeros_like(values), ax=heat_ax,
                     annot=annotations, fmt="",
                     cmap="viridis" if any_value else ListedColormap(["0.9"]),
                     vmin=None if any_value else 0, vmax=None if any_value else 1,
+                    norm=LogNorm() if log_colours else None,
                     cbar=any_value, linewidths=0.5, linecolor="white",
                     xticklabels=[str(s) for s in seeds],
                     yticklabels=[_format_value(v) for v in parameter_values],
-                    cbar_kws={"label": metric_name, "shrink": 0.8},
+                    cbar_kws={"label": colour_label, "shrink": 0.8},
                     annot_kws={"fontsize": 8})
         heat_ax.set_facecolor("0.9")
         heat_ax.set_xlabel("seed")
