@@ -38,7 +38,8 @@ def test_the_summary_has_every_stage_and_the_diverged_run(report_sweep):
     parquet = pd.read_parquet(report_sweep / "results" / "pinn" / "summary.parquet")
     assert parquet["n_saddles"].tolist() == pinn["n_saddles"].tolist()
     resnet = pd.read_csv(report_sweep / "results" / "resnet" / "summary.csv")
-    assert list(resnet["status"]) == ["diverged"] and resnet["n_saddles"].isna().all()
+    assert list(resnet["status"]) == ["diverged"] and list(resnet["topology_status"]) == ["skipped"]
+    assert "n_saddles" not in resnet.columns and "top_eigenvalue" not in resnet.columns
 
 
 def test_correlations_use_the_four_finished_runs_or_say_there_are_too_few(report_sweep):
@@ -67,8 +68,8 @@ def test_the_html_report_has_the_figures_and_captions(report_sweep):
     html = (report_sweep / "results" / "report.html").read_text()
     assert "metric_panels.png" in html and "seed_heatmap.png" in html
     assert "beta~5_seed~1.png" in html
-    # the captions are rendered per figure, with what was swept
-    assert "pinn_convection, beta ∈ {1, 5} (product), seeds {0, 1}" in html
+    # the captions are rendered per figure, with what was swept (JSON inside the HTML: ∈ escaped)
+    assert "Swept: pinn_convection, beta \\u2208 {1, 5} (product), seeds {0, 1}" in html
 
 
 def test_available_runs_only_aggregates_what_a_failed_sweep_left(report_sweep, tmp_path):
@@ -77,7 +78,7 @@ def test_available_runs_only_aggregates_what_a_failed_sweep_left(report_sweep, t
     lost = workdir / "results" / "pinn" / "beta~5" / "seed~1"
     for name in ("topology.json", "landscape.h5"):
         (lost / name).unlink()
-    result = snakemake(workdir, CONFIG, "--config", "available_runs_only=true", "paper_figures")
+    result = snakemake(workdir, CONFIG, "paper_figures", "--config", "available_runs_only=True")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = pd.read_csv(workdir / "results" / "pinn" / "summary.csv").set_index(["point", "seed"])
     assert summary.loc[("beta~5", 1), "status"] == "missing"
