@@ -26,6 +26,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 run: $(STAMP)
 	snakemake --cores all $(SNAKEMAKE_ARGS)
+	snakemake --report results/report.html $(SNAKEMAKE_ARGS)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

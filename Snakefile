@@ -1,4 +1,4 @@
-"""toposweep: train -> hessian -> landscape -> topology (-> aggregate, figures), for every run.
+"""toposweep: train -> hessian -> landscape -> topology -> aggregate -> figures, for every run.
 
 Run `snakemake --cores all` (default config: config/config.yaml), or pass another sweep with
 `--configfile config/paper/<name>.yaml`.
@@ -17,12 +17,21 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/hessian.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
 
 
 # Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs.
 localrules:
     all,
     train_summary,
+    summary,
+    correlations,
+    correlation_heatmap,
+    metric_panels,
+    seed_heatmap,
+    run_panel,
+    paper_figures,
 
 
 rule all:
@@ -31,6 +40,7 @@ rule all:
         expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),
         [f"results/{run}/hessian.json" for run in RUNS],
         [f"results/{run}/topology.json" for run in RUNS],
+        rules.paper_figures.input,
 
 
 check_profile()

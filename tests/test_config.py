@@ -152,6 +152,9 @@ def test_every_key_is_documented_with_its_default():
                    "## `topology` settings": experiment["properties"]["topology"],
                    "## `landscape` settings": experiment["properties"]["landscape"],
                    "## `hessian` settings": experiment["properties"]["hessian"],
+                   "## `aggregate` settings": experiment["properties"]["aggregate"],
+                   "## `figures` settings": experiment["properties"]["figures"],
+                   "## Top-level keys": schema,
                    **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
     for heading, definition in definitions.items():
         assert heading in text, heading
@@ -161,5 +164,5 @@ def test_every_key_is_documented_with_its_default():
             assert row is not None, f"{heading}: no row for {key}"
             default = spec.get("default", "required")
             if isinstance(default, (bool, int, str, list)) and not isinstance(default, float):
-                shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+                shown = yaml.safe_dump(default, default_flow_style=True, width=float("inf")).strip().removesuffix("...").strip()
                 assert shown in row or default == "required" or default == {}, f"{key}: {shown} not in {row}"

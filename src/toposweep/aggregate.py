@@ -1,15 +1,77 @@
-"""Tables across runs."""
+"""Tables across runs: the per-experiment summary (one row per run, every stage's numbers) and
+the correlations between topology metrics and ML/Hessian metrics and the swept hyperparameters.
+
+Runs whose files are missing (a crashed job under `--keep-going`) or whose stages did not finish
+(diverged training, skipped Hessian/topology) stay in the summary with their status and empty
+metrics; correlations use the finished runs only and say so when there are too few.
+"""
 
 from __future__ import annotations
 
+import math
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .io import read_json
 
 NOT_IN_TABLE = {"settings", "swept", "config_hash", "checkpoint_hash"}
+
+# The files of a run that the summary reads, in stage order.
+RUN_FILES = ("train_metrics.json", "hessian.json", "landscape.h5", "topology.json")
+
+# Topology metrics correlated by default: every metric of `topology_metrics` that describes the
+# landscape's shape (not the grid size, the threshold or the value range, which are columns too).
+DEFAULT_TOPOLOGY_METRICS = (
+    "n_minima",
+    "n_saddles",
+    "avg_persistence",
+    "max_persistence",
+    "total_persistence",
+    "median_persistence",
+    "avg_persistence_ttk_csv",
+)
+HESSIAN_METRICS = ("top_eigenvalue", "trace")
+MIN_RUNS_FOR_CORRELATION = 3
+# Preferred order when one "test metric" is needed (heat maps): accuracy, then PINN error.
+PREFERRED_TEST_METRICS = ("test_accuracy", "test_relative_l2", "test_mean_abs_error", "test_loss")
+
+# Readable names for tables and figures; anything else is shown with underscores as spaces.
+METRIC_LABELS = {
+    "n_minima": "number of minima",
+    "n_saddles": "number of saddles",
+    "n_pairs": "number of persistence pairs",
+    "avg_persistence": "average persistence",
+    "max_persistence": "maximum persistence",
+    "total_persistence": "total persistence",
+    "median_persistence": "median persistence",
+    "avg_persistence_ttk_csv": "average persistence (papers' TTK CSV)",
+    "top_eigenvalue": "top Hessian eigenvalue λ₁",
+    "trace": "Hessian trace",
+    "trace_standard_error": "Hessian trace standard error",
+    "test_relative_l2": "test relative L2 error",
+    "test_mean_abs_error": "test mean absolute error",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "test_error": "test error",
+    "final_train_loss": "final training loss",
+    "landscape_min": "landscape minimum loss",
+    "landscape_max": "landscape maximum loss",
+    "landscape_centre": "loss at the landscape centre",
+    "beta": "wave speed β",
+    "lr": "learning rate",
+    "width": "width multiplier w",
+    "seed": "seed",
+}
+
+
+def metric_label(name: str) -> str:
+    """Human-readable name of a summary column (metric names spelled out for figures)."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
 
 
 def train_summary(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -27,3 +89,299 @@ def train_summary(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
         return frame
     leading = ["experiment", "point", *swept_keys, "seed", "status"]
     return frame[leading + [c for c in frame.columns if c not in leading]]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the summary needs to know about a run without reading its files (so a run whose
+    files are all missing still gets a row): its directory and where it sits in the sweep."""
+
+    directory: Path
+    experiment: str
+    point: str
+    seed: int
+    swept: dict[str, Any] = field(hash=False)
+
+    @property
+    def name(self) -> str:
+        """`<experiment>/<point>/seed~<seed>`, the run's name in messages and tables."""
+        return f"{self.experiment}/{self.point}/seed~{self.seed}"
+
+    @classmethod
+    def from_dict(cls, run: dict[str, Any], results_dir: str | Path = "results") -> "RunSpec":
+        """From `toposweep.config.Run.to_dict()` (or any dict with experiment, point, seed,
+        swept); the directory is `<results_dir>/<experiment>/<point>/seed~<seed>`."""
+        missing = [key for key in ("experiment", "point", "seed", "swept") if key not in run]
+        if missing:
+            raise ValueError(f"run description {run!r} lacks the keys {missing}")
+        directory = Path(results_dir) / run["experiment"] / run["point"] / f"seed~{run['seed']}"
+        return cls(directory, run["experiment"], run["point"], int(run["seed"]), dict(run["swept"]))
+
+
+def _train_columns(path: Path) -> tuple[str, dict[str, Any]]:
+    metrics = read_json(path)
+    row = {
+        key: value
+        for key, value in metrics.items()
+        if key not in NOT_IN_TABLE | {"status", "message", "experiment", "point", "seed", "problem"}
+        and not isinstance(value, (dict, list))
+    }
+    row = {("train_" + key if key in ("wall_time_s", "device", "device_name") else key): value
+           for key, value in row.items()}
+    return metrics.get("status", "ok"), {"problem": metrics.get("problem"), **row}
+
+
+def _hessian_columns(path: Path) -> tuple[str, dict[str, Any]]:
+    hessian = read_json(path)
+    status = hessian.get("status", "ok")
+    if status != "ok":
+        return status, {}
+    eigenvalues = hessian.get("eigenvalues") or []
+    row: dict[str, Any] = {f"eigenvalue_{i + 1}": value for i, value in enumerate(eigenvalues)}
+    row["top_eigenvalue"] = hessian.get("top_eigenvalue", eigenvalues[0] if eigenvalues else None)
+    row["trace"] = hessian.get("trace")
+    row["trace_standard_error"] = hessian.get("trace_standard_error")
+    return status, row
+
+
+def _landscape_columns(path: Path) -> tuple[str, dict[str, Any]]:
+    from .io import read_landscape
+
+    landscape = read_landscape(path)
+    status = str(landscape.attrs.get("status", "ok"))
+    if status != "ok" or landscape.loss.size == 0:
+        return status, {}
+    loss = landscape.loss
+    finite = loss[np.isfinite(loss)]
+    centre = loss[tuple(n // 2 for n in loss.shape)]
+    return status, {
+        "landscape_dimensions": loss.ndim,
+        "landscape_resolution": loss.shape[0],
+        "landscape_min": float(finite.min()) if finite.size else math.nan,
+        "landscape_max": float(finite.max()) if finite.size else math.nan,
+        "landscape_centre": float(centre),
+        "landscape_n_nonfinite": int(loss.size - finite.size),
+    }
+
+
+def _topology_columns(path: Path) -> tuple[str, dict[str, Any]]:
+    topology = read_json(path)
+    status = topology.get("status", "ok")
+    if status != "ok":
+        return status, {}
+    return status, dict(topology.get("metrics", {}))
+
+
+STAGE_READERS = {
+    "train_metrics.json": ("train", _train_columns),
+    "hessian.json": ("hessian", _hessian_columns),
+    "landscape.h5": ("landscape", _landscape_columns),
+    "topology.json": ("topology", _topology_columns),
+}
+
+
+def run_row(run: RunSpec) -> dict[str, Any]:
+    """One summary row: identity, overall status, per-stage status, then every stage's numbers.
+
+    Overall `status` is `ok` when every stage finished, `missing` when a file is absent (named in
+    `missing_files`), else the first unfinished stage's status (e.g. `diverged`, `skipped`).
+    """
+    row: dict[str, Any] = {"experiment": run.experiment, "point": run.point, **run.swept,
+                           "seed": run.seed}
+    statuses: dict[str, str] = {}
+    numbers: dict[str, Any] = {}
+    missing = []
+    for filename, (stage, reader) in STAGE_READERS.items():
+        path = run.directory / filename
+        if not path.exists():
+            missing.append(filename)
+            statuses[stage] = "missing"
+            continue
+        statuses[stage], columns = reader(path)
+        numbers.update(columns)
+    unfinished = [status for status in statuses.values() if status != "ok"]
+    if missing:
+        overall = "missing"
+    else:
+        overall = unfinished[0] if unfinished else "ok"
+    row["status"] = overall
+    row["missing_files"] = " ".join(missing)
+    row.update({f"{stage}_status": status for stage, status in statuses.items()})
+    problem = numbers.pop("problem", None)
+    row["problem"] = problem
+    row.update(numbers)
+    return row
+
+
+def summary_table(runs: Sequence[RunSpec]) -> pd.DataFrame:
+    """One row per run of an experiment (see `run_row`), in the given order. Missing and
+    unfinished runs are rows too, with empty metrics, so the table shows every run's fate."""
+    if not runs:
+        raise ValueError("summary_table needs at least one run")
+    rows = [run_row(run) for run in runs]
+    frame = pd.DataFrame(rows)
+    swept_keys = list(dict.fromkeys(key for run in runs for key in run.swept))
+    leading = ["experiment", "point", *swept_keys, "seed", "status", "missing_files",
+               "train_status", "hessian_status", "landscape_status", "topology_status", "problem"]
+    return frame[leading + [c for c in frame.columns if c not in leading]]
+
+
+def missing_runs(table: pd.DataFrame) -> list[str]:
+    """Names (`experiment/point/seed~s: files`) of the runs with missing files."""
+    missing = table[table["status"] == "missing"]
+    return [f"{row.experiment}/{row.point}/seed~{row.seed}: {row.missing_files}"
+            for row in missing.itertuples()]
+
+
+def unfinished_runs(table: pd.DataFrame) -> list[str]:
+    """Names and statuses of the runs that are present but did not finish every stage."""
+    other = table[~table["status"].isin(["ok", "missing"])]
+    return [f"{row.experiment}/{row.point}/seed~{row.seed}: {row.status}"
+            for row in other.itertuples()]
+
+
+def swept_parameters(table: pd.DataFrame) -> list[str]:
+    """The swept hyperparameter columns of a summary (between `point` and `seed`)."""
+    columns = list(table.columns)
+    return columns[columns.index("point") + 1 : columns.index("seed")]
+
+
+def finished(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that finished every stage."""
+    return table[table["status"] == "ok"]
+
+
+def evaluation_metrics(table: pd.DataFrame) -> list[str]:
+    """The test metrics present in a summary (columns `test_*`), in table order."""
+    return [c for c in table.columns if c.startswith("test_")]
+
+
+def main_test_metric(table: pd.DataFrame) -> str | None:
+    """The one test metric used where a single one is shown (accuracy, else the PINN error)."""
+    present = evaluation_metrics(table)
+    for name in PREFERRED_TEST_METRICS:
+        if name in present:
+            return name
+    return present[0] if present else None
+
+
+def default_ml_metrics(table: pd.DataFrame) -> list[str]:
+    """ML/Hessian metrics correlated by default: the test metrics, final training loss, λ₁ and
+    the Hessian trace (those present in the table)."""
+    candidates = [*evaluation_metrics(table), "final_train_loss", *HESSIAN_METRICS]
+    return [c for c in candidates if c in table.columns]
+
+
+@dataclass
+class CorrelationRequest:
+    """Which columns to correlate: each topology metric against each other metric."""
+
+    topology_metrics: list[str]
+    other_metrics: list[str]
+    min_runs: int = MIN_RUNS_FOR_CORRELATION
+
+
+def correlation_request(
+    table: pd.DataFrame,
+    topology_metrics: Sequence[str] | None = None,
+    ml_metrics: Sequence[str] | None = None,
+    min_runs: int = MIN_RUNS_FOR_CORRELATION,
+) -> CorrelationRequest:
+    """Resolve the metric lists (None: the defaults) and append the swept hyperparameters.
+    Names that are not columns of the table are an error naming them (except that a table
+    without any finished run has no metric columns at all: then every pair says so)."""
+    topology = list(topology_metrics) if topology_metrics is not None else list(DEFAULT_TOPOLOGY_METRICS)
+    ml = list(ml_metrics) if ml_metrics is not None else default_ml_metrics(table)
+    if min_runs < 3:
+        raise ValueError(f"min_runs must be at least 3 (correlations of fewer points are meaningless), got {min_runs}")
+    if not finished(table).empty:
+        unknown = [name for name in [*topology, *ml] if name not in table.columns]
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not columns of the summary; "
+                             f"available: {sorted(c for c in table.columns if is_numeric_column(table, c))}")
+    parameters = [p for p in swept_parameters(table) if is_numeric_column(table, p)]
+    return CorrelationRequest(topology, ml + [p for p in parameters if p not in ml], min_runs)
+
+
+def is_numeric_column(table: pd.DataFrame, column: str) -> bool:
+    return column in table.columns and pd.api.types.is_numeric_dtype(table[column])
+
+
+def correlations(
+    table: pd.DataFrame,
+    topology_metrics: Sequence[str] | None = None,
+    ml_metrics: Sequence[str] | None = None,
+    min_runs: int = MIN_RUNS_FOR_CORRELATION,
+) -> pd.DataFrame:
+    """Pearson and Spearman coefficients with p-values (scipy.stats) and n, between every
+    topology metric and every ML/Hessian metric and numeric swept hyperparameter, over the
+    finished runs (seeds are replicates: every run is one point). A pair with fewer than
+    `min_runs` runs where both values are finite gets NaN coefficients and a `note` saying
+    "not enough runs"; a constant column gets NaN and a note saying which is constant."""
+    from scipy import stats
+
+    request = correlation_request(table, topology_metrics, ml_metrics, min_runs)
+    done = finished(table)
+    parameters = set(swept_parameters(table))
+    rows = []
+    for topology_metric in request.topology_metrics:
+        for other in request.other_metrics:
+            kind = "hyperparameter" if other in parameters else "metric"
+            row = {"topology_metric": topology_metric, "other": other, "other_kind": kind}
+            if topology_metric not in done.columns or other not in done.columns:
+                pair = pd.DataFrame(columns=["x", "y"])
+            else:
+                pair = pd.DataFrame({"x": pd.to_numeric(done[topology_metric], errors="coerce"),
+                                     "y": pd.to_numeric(done[other], errors="coerce")})
+                pair = pair[np.isfinite(pair["x"]) & np.isfinite(pair["y"])]
+            n = len(pair)
+            row["n"] = n
+            nan = {"pearson_r": math.nan, "pearson_p": math.nan,
+                   "spearman_rho": math.nan, "spearman_p": math.nan}
+            if n < request.min_runs:
+                row.update(nan, note=f"not enough runs: {n} finished with both values, "
+                                     f"need at least {request.min_runs}")
+            elif pair["x"].nunique() < 2 or pair["y"].nunique() < 2:
+                constant = topology_metric if pair["x"].nunique() < 2 else other
+                row.update(nan, note=f"{constant} is constant over the {n} runs")
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # near-constant inputs: scipy warns, result stands
+                    pearson = stats.pearsonr(pair["x"], pair["y"])
+                    spearman = stats.spearmanr(pair["x"], pair["y"])
+                row.update(pearson_r=float(pearson.statistic), pearson_p=float(pearson.pvalue),
+                           spearman_rho=float(spearman.statistic), spearman_p=float(spearman.pvalue),
+                           note="")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["topology_metric", "other", "other_kind", "n", "pearson_r",
+                                       "pearson_p", "spearman_rho", "spearman_p", "note"])
+
+
+def seed_statistics(table: pd.DataFrame, parameter: str, metric: str) -> pd.DataFrame:
+    """Mean, standard deviation (ddof 1; NaN for one seed) and count over the finished seeds of
+    `metric` at each value of `parameter` (other swept parameters as extra group keys)."""
+    others = [p for p in swept_parameters(table) if p != parameter]
+    done = finished(table)
+    if metric not in done.columns:
+        return pd.DataFrame(columns=[*others, parameter, "mean", "sd", "n"])
+    values = done[[*others, parameter, metric]].copy()
+    values[metric] = pd.to_numeric(values[metric], errors="coerce")
+    values = values[np.isfinite(values[metric])]
+    grouped = values.groupby([*others, parameter], sort=True)[metric]
+    return grouped.agg(mean="mean", sd="std", n="count").reset_index()
+
+
+def is_log_spaced(values: Iterable[float]) -> bool:
+    """True when positive values are closer to evenly spaced in log than in linear scale (for
+    two values: when they differ by a factor of 10 or more). Decides log axes in figures."""
+    distinct = np.unique(np.asarray([v for v in values if v is not None], dtype=float))
+    distinct = distinct[np.isfinite(distinct)]
+    if distinct.size < 2 or distinct.min() <= 0:
+        return False
+    if distinct.size == 2:
+        return bool(distinct[1] / distinct[0] >= 10)
+
+    def spread(steps: np.ndarray) -> float:
+        return float(np.std(steps) / np.mean(steps))
+
+    return bool(spread(np.diff(np.log(distinct))) < spread(np.diff(distinct)))

@@ -99,3 +99,84 @@ def check_profile():
             )
     if problems:
         raise WorkflowError("profile error:\n  " + "\n  ".join(problems))
+
+
+def run_files(experiment, *names):
+    """The named files of every run of an experiment; with `available_runs_only: true`, only
+    those that exist now (aggregate and plot what a --keep-going sweep left)."""
+    paths = [
+        f"results/{run}/{name}" for run in experiment_runs(experiment) for name in names
+    ]
+    if VALIDATED["available_runs_only"]:
+        paths = [path for path in paths if Path(path).exists()]
+    return paths
+
+
+def swept_description(experiment):
+    """What an experiment sweeps, in words, for report captions."""
+    settings = EXPERIMENT_CONFIG[experiment]
+    grid = settings.get("grid", {})
+    swept = "; ".join(
+        f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items()
+    )
+    seeds = ", ".join(map(str, settings["seeds"]))
+    return (
+        f"{settings['problem']}, {swept or 'no swept hyperparameter'}"
+        f" ({settings['grid_mode']}), seeds {{{seeds}}}"
+    )
+
+
+def experiment_figures(experiment):
+    """Every figure file (PNG and PDF) of one experiment."""
+    names = ["correlations", "metric_panels", "seed_heatmap"]
+    if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
+        names += [
+            f"runs/{RUNS[run].point}_seed~{RUNS[run].seed}"
+            for run in experiment_runs(experiment)
+        ]
+    return [
+        f"results/{experiment}/figures/{name}.{ext}"
+        for name in names
+        for ext in ("png", "pdf")
+    ]
+
+
+def runs_description(wildcards):
+    """JSON list of an experiment's runs (so runs without files still get a summary row)."""
+    return json.dumps(
+        [
+            {
+                key: run.to_dict()[key]
+                for key in ("experiment", "point", "seed", "swept")
+            }
+            for run in RUNS.values()
+            if run.experiment == wildcards.experiment
+        ],
+        sort_keys=True,
+    )
+
+
+RUN_PANEL_FILES = (
+    "train_metrics.json",
+    "curve.csv",
+    "predictions.npz",
+    "hessian.json",
+    "density.csv",
+    "landscape.h5",
+    "topology.json",
+    "merge_tree.json",
+    "persistence.csv",
+    "profile.json",
+)
+
+
+def run_panel_inputs(wildcards):
+    """A run's stage files (only those present, with `available_runs_only: true`)."""
+    paths = [f"{RUN_DIR}/{name}".format(**wildcards) for name in RUN_PANEL_FILES]
+    if VALIDATED["available_runs_only"]:
+        paths = [path for path in paths if Path(path).exists()]
+    return paths
+
+
+def figure_title(kind):
+    return lambda wildcards: f"{wildcards.experiment}: {kind}"

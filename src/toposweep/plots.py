@@ -1,0 +1,778 @@
+"""Figures of a sweep: correlation heatmaps, metric-vs-hyperparameter panels, the per-run panel
+of the papers' PINN figure, and the hyperparameter × seed heat map with small-multiple landscape
+profiles. Every function returns a matplotlib Figure; `save_figure` writes it (PNG, PDF, ...)
+atomically. Inputs are the stage files and the aggregate tables; nothing here imports Snakemake.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on cluster nodes
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import ListedColormap, LogNorm, Normalize, TwoSlopeNorm  # noqa: E402
+
+from .aggregate import (  # noqa: E402
+    finished,
+    is_log_spaced,
+    metric_label,
+    seed_statistics,
+    swept_parameters,
+)
+from .io import atomic_path, read_json, read_landscape  # noqa: E402
+
+WIDE_RANGE = 100.0  # positive values spanning more than this factor get a log axis
+PAPER_CONTEXT = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
+                 "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
+
+
+def save_figure(figure: plt.Figure, paths: Iterable[str | os.PathLike], dpi: int = 150) -> None:
+    """Write the figure to every path (format from the suffix), each atomically, then close it."""
+    for path in paths:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+
+
+def message_axes(ax: plt.Axes, text: str, title: str | None = None) -> None:
+    """An empty axes that says why there is nothing to draw."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("0.8")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9,
+            transform=ax.transAxes, color="0.25")
+    if title:
+        ax.set_title(title)
+
+
+# --- loss axes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """Linear or log10 display of loss values (log when positive and spanning > WIDE_RANGE)."""
+
+    log: bool
+
+    @classmethod
+    def for_values(cls, values: Any) -> "LossScale":
+        array = np.asarray(values, dtype=float).ravel()
+        finite = array[np.isfinite(array)]
+        if finite.size == 0 or finite.min() <= 0:
+            return cls(False)
+        return cls(finite.max() / finite.min() > WIDE_RANGE)
+
+    def __call__(self, values: Any) -> np.ndarray:
+        array = np.asarray(values, dtype=float)
+        if not self.log:
+            return array
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log10(array)
+
+    @property
+    def label(self) -> str:
+        return "log₁₀ loss" if self.log else "loss"
+
+
+# --- correlation heatmap --------------------------------------------------------------------
+
+
+def correlation_heatmap(correlations: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Pearson and Spearman coefficients side by side: rows are topology metrics, columns the
+    ML/Hessian metrics and hyperparameters, annotated, diverging palette centred at 0. Pairs
+    without enough runs are blank; if no pair has enough, the figure says so."""
+    with plt.rc_context(PAPER_CONTEXT):
+        computed = correlations.dropna(subset=["pearson_r", "spearman_rho"], how="all")
+        if computed.empty:
+            figure, ax = plt.subplots(figsize=(6.5, 2.6))
+            notes = correlations["note"].dropna().unique() if "note" in correlations else []
+            max_n = int(correlations["n"].max()) if len(correlations) else 0
+            reason = notes[0] if len(notes) else "no metric pairs"
+            message_axes(ax, f"No correlations: {reason}.\n(largest number of finished runs "
+                             f"with both values: {max_n})", title or None)
+            return figure
+        rows = list(dict.fromkeys(correlations["topology_metric"]))
+        columns = list(dict.fromkeys(correlations["other"]))
+        row_labels = [metric_label(name) for name in rows]
+        column_labels = [metric_label(name) for name in columns]
+        width = 2 * (1.6 + 0.72 * len(columns)) + 2.6
+        height = 1.9 + 0.42 * len(rows)
+        figure, axes = plt.subplots(1, 2, figsize=(width, height), gridspec_kw={"wspace": 0.06})
+        colour_axes = figure.add_axes([0.0, 0.0, 0.01, 0.01])  # placed below
+        for index, (ax, column, name) in enumerate(
+            zip(axes, ["pearson_r", "spearman_rho"], ["Pearson r", "Spearman ρ"])
+        ):
+            matrix = correlations.pivot(index="topology_metric", columns="other", values=column)
+            matrix = matrix.reindex(index=rows, columns=columns)
+            n = correlations.pivot(index="topology_metric", columns="other", values="n")
+            n_range = sorted(set(int(v) for v in n.to_numpy().ravel() if v > 0))
+            sns.heatmap(matrix.to_numpy(dtype=float), ax=ax, cmap="RdBu_r", vmin=-1, vmax=1,
+                        center=0, annot=True, fmt=".2f", annot_kws={"fontsize": 7.5},
+                        linewidths=0.5, linecolor="white", square=False,
+                        xticklabels=column_labels, yticklabels=row_labels,
+                        cbar=index == 1, cbar_ax=colour_axes if index == 1 else None,
+                        cbar_kws={"label": "correlation coefficient"})
+            n_text = (f"n = {n_range[0]}" if len(n_range) == 1
+                      else f"n = {n_range[0]}–{n_range[-1]}" if n_range else "n = 0")
+            ax.set_title(f"{name} ({n_text} finished runs)")
+            ax.set_xticklabels(column_labels, rotation=35, ha="right")
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+        axes[0].tick_params(axis="y", rotation=0)
+        axes[1].tick_params(axis="y", labelleft=False, left=False)
+        axes[0].set_ylabel("topology metric")
+        figure.canvas.draw()
+        right = axes[1].get_position()
+        colour_axes.set_position([right.x1 + 0.012, right.y0, 0.012, right.height])
+        if title:
+            figure.suptitle(title, y=1.0)
+        blank = correlations[correlations[["pearson_r", "spearman_rho"]].isna().any(axis=1)]
+        if len(blank):
+            figure.text(0.01, -0.02, "Blank cells: " + "; ".join(
+                sorted({f"{metric_label(r.other)}: {r.note}" for r in blank.itertuples()})[:3]),
+                fontsize=7, color="0.3", va="top")
+        return figure
+
+
+# --- metric against hyperparameter ---------------------------------------------------------
+
+
+def metric_panels(
+    table: pd.DataFrame,
+    parameter: str,
+    metrics: Sequence[str],
+    title: str = "",
+    log_x: bool | None = None,
+    columns: int = 3,
+) -> plt.Figure:
+    """One panel per metric against `parameter`: mean ± sd over seeds (finished runs), seeds as
+    dots; one line per combination of the other swept parameters. Log x when the swept values
+    are log-spaced (or as `log_x` says), log y when a metric spans more than WIDE_RANGE."""
+    with plt.rc_context(PAPER_CONTEXT):
+        rows = max(1, math.ceil(len(metrics) / columns))
+        figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.9 * rows),
+                                    squeeze=False, layout="constrained")
+        values = pd.to_numeric(table[parameter], errors="coerce")
+        if log_x is None:
+            log_x = is_log_spaced(values.dropna())
+        others = [p for p in swept_parameters(table) if p != parameter]
+        done = finished(table)
+        palette = sns.color_palette("colorblind")
+        for ax, metric in zip(axes.ravel(), metrics):
+            stats = seed_statistics(table, parameter, metric)
+            if stats.empty:
+                message_axes(ax, f"{metric_label(metric)}:\nno finished run has this metric",
+                             metric_label(metric))
+                continue
+            groups = stats.groupby(others, sort=True) if others else [((), stats)]
+            for colour, (key, group) in zip(palette, groups):
+                key = key if isinstance(key, tuple) else (key,)
+                label = ", ".join(f"{metric_label(o)} = {k}" for o, k in zip(others, key)) or None
+                ax.errorbar(group[parameter], group["mean"], yerr=group["sd"].fillna(0),
+                            marker="o", ms=4, capsize=3, lw=1.4, color=colour, label=label)
+                seeds = done
+                for other, value in zip(others, key):
+                    seeds = seeds[seeds[other] == value]
+                ax.scatter(seeds[parameter], pd.to_numeric(seeds[metric], errors="coerce"),
+                           s=10, color=colour, alpha=0.45, zorder=3, linewidths=0)
+            positive = pd.to_numeric(done[metric], errors="coerce")
+            positive = positive[np.isfinite(positive)]
+            if len(positive) and positive.min() > 0 and positive.max() / positive.min() > WIDE_RANGE:
+                ax.set_yscale("log")
+            if log_x:
+                ax.set_xscale("log")
+            ax.set_xlabel(metric_label(parameter))
+            ax.set_ylabel(metric_label(metric))
+            ax.grid(alpha=0.3)
+            if others:
+                ax.legend(fontsize=7)
+        for ax in axes.ravel()[len(metrics):]:
+            ax.set_visible(False)
+        n_seeds = done.groupby(parameter)["seed"].nunique()
+        seeds_text = (f"{n_seeds.min()}" if len(n_seeds) and n_seeds.min() == n_seeds.max()
+                      else f"{n_seeds.min()}–{n_seeds.max()}" if len(n_seeds) else "0")
+        figure.suptitle((title + "\n" if title else "")
+                        + f"mean ± sd over {seeds_text} seeds per value (dots: single seeds)")
+        return figure
+
+
+# --- the per-run panel ----------------------------------------------------------------------
+
+
+def _landscape_axes_label(index: int, settings: Mapping[str, Any]) -> str:
+    directions = settings.get("directions", "random")
+    return f"α{index} ({'Hessian eigenvector ' + str(index + 1) if directions == 'hessian' else 'random direction ' + str(index + 1)})"
+
+
+def draw_landscape_contour(ax, loss: np.ndarray, axes: Sequence[np.ndarray], scale: LossScale,
+                           xlabel: str, ylabel: str, title: str) -> None:
+    """Filled contours of a 2-D loss grid (rows = first axis), trained weights at the centre."""
+    shown = scale(loss)
+    shown = np.where(np.isfinite(shown), shown, np.nan)
+    grid_y, grid_x = np.meshgrid(axes[0], axes[1], indexing="ij")
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    levels = MaxNLocator(24).tick_values(low, high)
+    contour = ax.contourf(grid_x, grid_y, shown, levels=levels, cmap="viridis")
+    ax.contour(grid_x, grid_y, shown, levels=levels[::3], colors="white", linewidths=0.3)
+    ax.plot(0, 0, marker="*", color="red", ms=8, mec="white", mew=0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.figure.colorbar(contour, ax=ax, label=scale.label, shrink=0.85)
+
+
+def draw_landscape_surface(ax, loss: np.ndarray, axes: Sequence[np.ndarray], scale: LossScale,
+                           title: str) -> None:
+    """3-D surface of a 2-D loss grid."""
+    shown = scale(loss)
+    shown = np.where(np.isfinite(shown), shown, np.nan)
+    grid_y, grid_x = np.meshgrid(axes[0], axes[1], indexing="ij")
+    ax.plot_surface(grid_x, grid_y, shown, cmap="viridis", linewidth=0, antialiased=True,
+                    rstride=1, cstride=1)
+    ax.set_xlabel("α1", labelpad=-6)
+    ax.set_ylabel("α0", labelpad=-6)
+    ax.set_zlabel(scale.label, labelpad=-4)
+    ax.tick_params(labelsize=6, pad=-2)
+    ax.set_title(title)
+    ax.view_init(elev=35, azim=-60)
+
+
+def central_slice(loss: np.ndarray, keep: tuple[int, int]) -> np.ndarray:
+    """The 2-D slice of an n-D grid through its centre along the two axes in `keep`."""
+    index = tuple(slice(None) if axis in keep else n // 2 for axis, n in enumerate(loss.shape))
+    return loss[index]
+
+
+def merge_tree_layout(tree: Mapping[str, Any]) -> dict[int, float]:
+    """Horizontal positions of merge-tree nodes: leaves (minima) in depth-first order from the
+    root, children sorted by value, each inner node above the mean of its children."""
+    children: dict[int, list[int]] = {}
+    values = {node["id"]: node["value"] for node in tree["nodes"]}
+    for arc in tree["arcs"]:
+        children.setdefault(arc["parent"], []).append(arc["child"])
+    position: dict[int, float] = {}
+    next_leaf = [0.0]
+
+    def place(node: int) -> float:
+        kids = sorted(children.get(node, []), key=lambda k: values[k])
+        if not kids:
+            position[node] = next_leaf[0]
+            next_leaf[0] += 1
+        else:
+            position[node] = float(np.mean([place(kid) for kid in kids]))
+        return position[node]
+
+    stack_limit = max(1000, 4 * len(values))
+    import sys
+
+    if sys.getrecursionlimit() < stack_limit:
+        sys.setrecursionlimit(stack_limit)
+    place(tree["root"])
+    return position
+
+
+def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_height: float) -> None:
+    """The merge tree: nodes at their loss (minima ▼, saddles ✕, root ●), arcs child → parent."""
+    position = merge_tree_layout(tree)
+    nodes = {node["id"]: node for node in tree["nodes"]}
+
+    def height(node: Mapping[str, Any]) -> float:
+        return nonfinite_height if node["nonfinite"] else float(scale(node["value"]))
+
+    for arc in tree["arcs"]:
+        child, parent = nodes[arc["child"]], nodes[arc["parent"]]
+        x0, x1 = position[child["id"]], position[parent["id"]]
+        ax.plot([x0, x0, x1], [height(child), height(parent), height(parent)], color="0.3", lw=0.8)
+    styles = {"minimum": ("v", "tab:blue", "minimum"), "saddle": ("X", "tab:orange", "saddle"),
+              "root": ("o", "tab:red", "root (maximum)")}
+    for node_type, (marker, colour, label) in styles.items():
+        chosen = [node for node in tree["nodes"] if node["type"] == node_type]
+        if chosen:
+            ax.scatter([position[n["id"]] for n in chosen], [height(n) for n in chosen],
+                       marker=marker, color=colour, s=22, zorder=3, label=label,
+                       edgecolors="black", linewidths=0.3)
+    inner = [height(node) for node in tree["nodes"] if node["type"] != "root"]
+    root_height = height(nodes[tree["root"]])
+    low, high = (min(inner), max(inner)) if inner else (root_height, root_height)
+    span = (high - low) or abs(high) or 1.0
+    if len(inner) > 1 and root_height > high + 0.3 * span:
+        # the root (the landscape's maximum) would squash the branches: zoom to them and say
+        # where the root arc goes
+        ax.set_ylim(low - 0.08 * span, high + 0.35 * span)
+        ax.annotate(f"root at {root_height:.3g} ↑", xy=(position[tree["root"]], high + 0.3 * span),
+                    ha="center", va="top", fontsize=7, color="tab:red")
+    ax.set_xticks([])
+    ax.set_xlabel("minima (depth-first order)")
+    ax.set_ylabel(scale.label)
+    ax.legend(loc="lower right", fontsize=7)
+    n_minima = sum(node["type"] == "minimum" for node in tree["nodes"])
+    n_saddles = sum(node["type"] == "saddle" for node in tree["nodes"])
+    ax.set_title(f"merge tree ({n_minima} minima, {n_saddles} saddles)")
+
+
+def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | None,
+                             scale: LossScale, value_max: float) -> None:
+    """Birth against death of the finite pairs, the diagonal, and the essential class of the
+    global minimum (never dies) on a dashed line at the top."""
+    births, deaths = scale(pairs["birth"].to_numpy()), scale(pairs["death"].to_numpy())
+    low = float(scale(global_minimum)) if global_minimum is not None else np.nanmin(births, initial=0)
+    high = float(np.nanmax(deaths)) if len(pairs) else float(scale(value_max))
+    span = high - low if high > low else 1.0
+    ax.plot([low, high], [low, high], color="0.5", lw=0.8, ls=":")
+    if len(pairs):
+        ax.scatter(births, deaths, s=16, color="tab:blue", edgecolors="black", linewidths=0.3,
+                   label=f"{len(pairs)} finite pairs", zorder=3)
+    if global_minimum is not None:
+        top = high + 0.08 * span
+        ax.axhline(top, color="0.4", ls="--", lw=0.8)
+        ax.scatter([float(scale(global_minimum))], [top], marker="^", color="tab:red", s=24,
+                   zorder=3, label="global minimum (dies at ∞)")
+    ax.set_xlabel(f"birth ({scale.label})")
+    ax.set_ylabel(f"death ({scale.label})")
+    ax.set_xlim(low - 0.05 * span, high + 0.05 * span)
+    ax.set_ylim(low - 0.05 * span, high + 0.15 * span)
+    title = "persistence diagram (0-dimensional)"
+    if len(pairs):
+        title += f"\naxes end at the last death; maximum {scale.label} {high_value(scale, value_max)}"
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def high_value(scale: LossScale, value: float) -> str:
+    return f"{float(scale(value)):.3g}"
+
+
+def profile_from_dict(data: Mapping[str, Any], scale: LossScale | None = None):
+    """Rebuild a `toposweep.topology.Profile` from profile.json (heights optionally mapped
+    through `scale`, a monotone map, so the profile keeps its shape on a log axis)."""
+    from .topology.merge_tree import NODE_TYPE_NAMES
+    from .topology.profile import Profile
+
+    scale = scale or LossScale(False)
+    codes = {name: code for code, name in NODE_TYPE_NAMES.items()}
+    basins = data["basins"]
+    levels, widths, offsets = [], [], [0]
+    for basin in basins:
+        polygon = np.asarray(basin["polygon"], dtype=float)
+        left = polygon[: len(polygon) // 2]
+        levels.append(scale(left[:, 1]))
+        widths.append(2 * (basin["centre"] - left[:, 0]))
+        offsets.append(offsets[-1] + len(left))
+
+    def mapped(value):
+        return None if value is None else float(scale(value))
+
+    return Profile(
+        n_vertices=int(data["n_vertices"]),
+        n_nonfinite=int(data["n_nonfinite"]),
+        value_min=mapped(data["value_min"]),
+        value_max=mapped(data["value_max"]),
+        nonfinite_height=mapped(data["nonfinite_height"]),
+        basin_node=np.array([b["node"] for b in basins], dtype=np.int64),
+        basin_node_type=np.array([codes[b["node_type"]] for b in basins], dtype=np.int8),
+        basin_parent=np.array([-1 if b["parent"] is None else b["parent"] for b in basins],
+                              dtype=np.int64),
+        basin_lower=scale(np.array([b["lower"] for b in basins], dtype=float)),
+        basin_upper=scale(np.array([b["upper"] for b in basins], dtype=float)),
+        basin_minimum=scale(np.array([b["minimum"] for b in basins], dtype=float)),
+        basin_size=np.array([b["size"] for b in basins], dtype=np.int64),
+        basin_centre=np.array([b["centre"] for b in basins], dtype=float),
+        level_offsets=np.array(offsets, dtype=np.int64),
+        levels=np.concatenate(levels) if levels else np.zeros(0),
+        widths=np.concatenate(widths) if widths else np.zeros(0),
+        minima=[(m["node"], m["x"], float(scale(m["y"]))) for m in data["minima"]],
+        saddles=[(s["node"], s["x"], float(scale(s["y"]))) for s in data["saddles"]],
+    )
+
+
+def draw_profile(ax, data: Mapping[str, Any], scale: LossScale) -> None:
+    """The topological landscape profile with `Profile.plot`, relabelled for a log scale."""
+    profile = profile_from_dict(data, scale)
+    before = set(ax.figure.axes)
+    profile.plot(ax)
+    ax.set_ylabel(scale.label)
+    ax.set_xlabel("grid vertices below the level")
+    for colour_bar in set(ax.figure.axes) - before:
+        colour_bar.set_ylabel(scale.label)
+    ax.set_title(f"landscape profile ({profile.n_basins} basins)")
+
+
+def draw_spectral_density(ax, density: pd.DataFrame, eigenvalues: Sequence[float]) -> None:
+    """Hessian spectral density (SLQ) on a log density axis, top eigenvalues marked."""
+    positive = density[density["density"] > 0]
+    ax.semilogy(positive["eigenvalue"], positive["density"], color="tab:purple", lw=1)
+    if len(positive):
+        top = float(positive["density"].max())
+        ax.set_ylim(top * 1e-7, top * 3)  # SLQ's Gaussian tails reach 1e-300: not informative
+    for index, value in enumerate(eigenvalues):
+        ax.axvline(value, color="tab:red", lw=0.7, ls="--",
+                   label="top eigenvalues" if index == 0 else None)
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density")
+    ax.set_title("Hessian spectral density"
+                 + (f" (λ₁ = {eigenvalues[0]:.3g})" if len(eigenvalues) else ""))
+    if len(eigenvalues):
+        ax.legend(loc="upper right", fontsize=7)
+
+
+def draw_solution(ax, predictions: Mapping[str, np.ndarray], key: str, title: str,
+                  norm: Normalize) -> Any:
+    """u(x, t) as a colour map, t horizontal and x vertical (as in Krishnapriyan et al.)."""
+    mesh = ax.pcolormesh(predictions["t"], predictions["x"], np.asarray(predictions[key]).T,
+                         cmap="RdBu_r", norm=norm, shading="auto", rasterized=True)
+    ax.set_xlabel("t")
+    ax.set_ylabel("x")
+    ax.set_title(title)
+    return mesh
+
+
+def draw_training_curve(ax, curve: pd.DataFrame) -> None:
+    """Training loss per step (log y when it spans more than WIDE_RANGE)."""
+    loss = pd.to_numeric(curve["loss"], errors="coerce")
+    ax.plot(curve["step"], loss, color="tab:green", lw=1, marker="o" if len(curve) < 30 else None,
+            ms=3)
+    finite = loss[np.isfinite(loss)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > WIDE_RANGE:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_title("training curve")
+    ax.grid(alpha=0.3)
+
+
+def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
+    """The papers' per-run figure from a run's files: landscape contour and 3-D surface (2-D;
+    central slices for 3-D/4-D, a line for 1-D), merge tree, persistence diagram, landscape
+    profile, Hessian spectral density, training curve and, for PINNs, predicted vs exact
+    u(x, t). A stage that did not finish (or whose file is missing) gets a panel saying so."""
+    run_dir = Path(run_dir)
+    metrics = _read_optional_json(run_dir / "train_metrics.json")
+    topology = _read_optional_json(run_dir / "topology.json")
+    hessian = _read_optional_json(run_dir / "hessian.json")
+    landscape = read_landscape(run_dir / "landscape.h5") if (run_dir / "landscape.h5").exists() else None
+    has_predictions = (run_dir / "predictions.npz").exists()
+    predictions = None
+    if has_predictions:
+        with np.load(run_dir / "predictions.npz") as npz:
+            if "u_pred" in npz:
+                predictions = {key: npz[key] for key in ("x", "t", "u_pred", "u_exact")}
+    landscape_ok = landscape is not None and landscape.attrs.get("status", "ok") == "ok"
+    scale = LossScale.for_values(landscape.loss) if landscape_ok else LossScale(False)
+
+    with plt.rc_context(PAPER_CONTEXT):
+        figure = plt.figure(figsize=(15, 13.2), layout="constrained")
+        grid = figure.add_gridspec(3, 3)
+        slots = [grid[i, j] for i in range(3) for j in range(3)]
+
+        # 1, 2: the landscape
+        first, second = figure.add_subplot(slots[0]), None
+        if not landscape_ok:
+            reason = _status_text(landscape, "landscape.h5")
+            message_axes(first, reason, "loss landscape")
+            message_axes(figure.add_subplot(slots[1]), reason, "3-D surface")
+        else:
+            settings = _attr_json(landscape.attrs.get("settings"))
+            loss, axes = landscape.loss, landscape.axes
+            if loss.ndim == 1:
+                first.plot(axes[0], scale(loss), color="tab:blue")
+                first.set_xlabel(_landscape_axes_label(0, settings))
+                first.set_ylabel(scale.label)
+                first.set_title("loss landscape (1-D)")
+                message_axes(figure.add_subplot(slots[1]), "1-D landscape: no surface", "3-D surface")
+            elif loss.ndim == 2:
+                draw_landscape_contour(first, loss, axes, scale, _landscape_axes_label(1, settings),
+                                       _landscape_axes_label(0, settings), "loss landscape (contour)")
+                second = figure.add_subplot(slots[1], projection="3d")
+                draw_landscape_surface(second, loss, axes, scale, "loss landscape (surface)")
+            else:
+                for slot_ax, keep in ((first, (0, 1)), (figure.add_subplot(slots[1]), (0, 2))):
+                    others = [a for a in range(loss.ndim) if a not in keep]
+                    draw_landscape_contour(
+                        slot_ax, central_slice(loss, keep), [axes[keep[0]], axes[keep[1]]], scale,
+                        _landscape_axes_label(keep[1], settings), _landscape_axes_label(keep[0], settings),
+                        f"{loss.ndim}-D landscape: slice at α{','.join(map(str, others))} = 0")
+
+        # 3, 4, 5: topology
+        topology_ok = topology is not None and topology.get("status") == "ok"
+        if topology_ok:
+            tree = read_json(run_dir / "merge_tree.json")
+            profile = read_json(run_dir / "profile.json")
+            value_max = topology["metrics"]["value_max"]
+            nonfinite_height = (float(scale(profile["nonfinite_height"]))
+                                if profile.get("nonfinite_height") is not None
+                                else float(scale(value_max)))
+            draw_merge_tree(figure.add_subplot(slots[2]), tree, scale, nonfinite_height)
+            pairs = pd.read_csv(run_dir / "persistence.csv")
+            draw_persistence_diagram(figure.add_subplot(slots[3]), pairs,
+                                     topology["global_minimum"]["value"], scale, value_max)
+            draw_profile(figure.add_subplot(slots[4]), profile, scale)
+        else:
+            reason = _status_text(topology, "topology.json")
+            for slot, name in zip(slots[2:5], ["merge tree", "persistence diagram", "landscape profile"]):
+                message_axes(figure.add_subplot(slot), reason, name)
+
+        # 6: Hessian
+        density_ax = figure.add_subplot(slots[5])
+        if hessian is not None and hessian.get("status") == "ok" and (run_dir / "density.csv").exists():
+            draw_spectral_density(density_ax, pd.read_csv(run_dir / "density.csv"),
+                                  hessian.get("eigenvalues") or [])
+        else:
+            message_axes(density_ax, _status_text(hessian, "hessian.json"), "Hessian spectral density")
+
+        # 7: training curve
+        curve_ax = figure.add_subplot(slots[6])
+        if (run_dir / "curve.csv").exists():
+            draw_training_curve(curve_ax, pd.read_csv(run_dir / "curve.csv"))
+        else:
+            message_axes(curve_ax, "curve.csv is missing", "training curve")
+
+        # 8, 9: PINN solution
+        if predictions is not None:
+            limit = float(np.nanmax(np.abs(predictions["u_exact"])))
+            limit = max(limit, 1e-12)
+            norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
+            error = metrics.get("test_relative_l2") if metrics else None
+            predicted_title = "predicted u(x, t)" + (f" (relative L2 {error:.3g})" if error is not None
+                                                     and np.isfinite(error) else "")
+            pred_ax = figure.add_subplot(slots[7])
+            exact_ax = figure.add_subplot(slots[8])
+            draw_solution(pred_ax, predictions, "u_pred", predicted_title, norm)
+            mesh = draw_solution(exact_ax, predictions, "u_exact", "exact u(x, t) = sin(x − βt)", norm)
+            figure.colorbar(mesh, ax=[pred_ax, exact_ax], label="u", shrink=0.85)
+        else:
+            for slot in slots[7:]:
+                figure.add_subplot(slot).set_visible(False)
+
+        status = metrics.get("status", "?") if metrics else "missing (no train_metrics.json)"
+        heading = title or str(run_dir)
+        if status != "ok":
+            heading += f" — training status: {status}"
+        figure.suptitle(heading, fontsize=11, color="black" if status == "ok" else "tab:red")
+        return figure
+
+
+def _read_optional_json(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def _attr_json(value: Any) -> dict[str, Any]:
+    import json
+
+    if isinstance(value, (bytes, str)) and value:
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _status_text(stage: Any, filename: str) -> str:
+    """Why a stage has nothing to draw: its file is missing, or its status and message."""
+    if stage is None:
+        return f"{filename} is missing"
+    if hasattr(stage, "attrs"):  # a Landscape
+        status, message = stage.attrs.get("status", "?"), stage.attrs.get("message", "")
+    else:
+        status, message = stage.get("status", "?"), stage.get("message", "")
+    text = f"status: {status}"
+    if message:
+        text += "\n" + _wrap(str(message), 45)
+    return text
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:4])
+
+
+# --- hyperparameter x seed heat map with small-multiple profiles ----------------------------
+
+
+def seed_heatmap(
+    table: pd.DataFrame,
+    parameter: str,
+    metric: str | None,
+    profiles: Mapping[tuple[Any, int], Mapping[str, Any] | None],
+    title: str = "",
+) -> plt.Figure:
+    """Left: `metric` for every (parameter value, seed) as an annotated heat map (missing or
+    unfinished runs blank, labelled with their status). Right: the landscape profile of each run
+    at the same place, all on one log/linear loss scale, so shapes compare across the grid (as
+    the profile paper's learning-rate figure). Without any value of `metric` (e.g. every run
+    diverged) the cells show the runs' statuses only."""
+    metric_name = metric_label(metric) if metric else "test metric (none recorded)"
+    with plt.rc_context(PAPER_CONTEXT):
+        parameter_values = sorted(pd.unique(table[parameter].dropna()), key=_sort_key)
+        seeds = sorted(pd.unique(table["seed"]))
+        grid = pd.DataFrame(np.nan, index=parameter_values, columns=seeds)
+        statuses = pd.DataFrame("", index=parameter_values, columns=seeds)
+        for row in table.itertuples(index=False):
+            value, seed = getattr(row, parameter), row.seed
+            if pd.isna(value):
+                continue
+            statuses.loc[value, seed] = row.status
+            number = (pd.to_numeric(getattr(row, metric), errors="coerce")
+                      if metric and metric in table else np.nan)
+            if row.status == "ok":
+                grid.loc[value, seed] = number
+        n_rows, n_cols = len(parameter_values), len(seeds)
+        cell = 1.25
+        figure = plt.figure(figsize=(3.2 + 1.0 * n_cols + cell * 1.25 * n_cols + 1.2,
+                                     1.6 + cell * n_rows), layout="constrained")
+        outer = figure.add_gridspec(1, 2, width_ratios=[1.0 * n_cols + 1.6, cell * 1.25 * n_cols + 1.0])
+        heat_ax = figure.add_subplot(outer[0])
+        annotations = np.empty(grid.shape, dtype=object)
+        for i, value in enumerate(parameter_values):
+            for j, seed in enumerate(seeds):
+                number = grid.iloc[i, j]
+                annotations[i, j] = (f"{number:.3g}" if np.isfinite(number)
+                                     else (statuses.iloc[i, j] or "not run"))
+        values = grid.to_numpy(dtype=float)
+        any_value = bool(np.isfinite(values).any())
+        log_colours = any_value and LossScale.for_values(values[np.isfinite(values)]).log
+        colour_label = metric_name + (" (log scale)" if log_colours else "")
+        sns.heatmap(values if any_value else np.zeros_like(values), ax=heat_ax,
+                    annot=annotations, fmt="",
+                    cmap="viridis" if any_value else ListedColormap(["0.9"]),
+                    vmin=None if any_value else 0, vmax=None if any_value else 1,
+                    norm=LogNorm() if log_colours else None,
+                    cbar=any_value, linewidths=0.5, linecolor="white",
+                    xticklabels=[str(s) for s in seeds],
+                    yticklabels=[_format_value(v) for v in parameter_values],
+                    cbar_kws={"label": colour_label, "shrink": 0.8},
+                    annot_kws={"fontsize": 8})
+        heat_ax.set_facecolor("0.9")
+        heat_ax.set_xlabel("seed")
+        heat_ax.set_ylabel(metric_label(parameter))
+        heat_ax.set_title(f"{metric_name} per run")
+        heat_ax.tick_params(axis="y", rotation=0)
+
+        profile_grid = outer[1].subgridspec(n_rows, n_cols, hspace=0.08, wspace=0.08)
+        available = [p for p in profiles.values() if p and p.get("basins")]
+        all_heights = [p["value_min"] for p in available] + [p["value_max"] for p in available]
+        scale = LossScale.for_values(all_heights) if all_heights else LossScale(False)
+        shown = scale(np.asarray(all_heights, dtype=float)) if all_heights else np.array([0.0, 1.0])
+        norm = Normalize(vmin=float(np.nanmin(shown)), vmax=float(np.nanmax(shown)))
+        colormap = plt.get_cmap("viridis")
+        for i, value in enumerate(parameter_values):
+            for j, seed in enumerate(seeds):
+                ax = figure.add_subplot(profile_grid[i, j])
+                ax.set_xticks([])
+                ax.set_yticks([])
+                profile = profiles.get((value, seed))
+                if not profile or not profile.get("basins"):
+                    ax.text(0.5, 0.5, statuses.loc[value, seed] or "not run", ha="center",
+                            va="center", fontsize=7, color="0.4", transform=ax.transAxes)
+                else:
+                    draw_profile_outline(ax, profile, scale, norm, colormap)
+                if i == 0:
+                    ax.set_title(f"seed {seed}", fontsize=8)
+                if j == 0:
+                    short = SHORT_LABELS.get(parameter, parameter)
+                    ax.set_ylabel(f"{short} = {_format_value(value)}", fontsize=8)
+                for spine in ax.spines.values():
+                    spine.set_linewidth(0.4)
+        if available:
+            figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap),
+                            ax=figure.axes[-n_rows * n_cols:], shrink=0.8, label=scale.label)
+        figure.suptitle((title + "\n" if title else "")
+                        + f"right: landscape profiles (rows: {metric_label(parameter)}, "
+                        f"columns: seed; shared {scale.label} axis)")
+        return figure
+
+
+def draw_profile_outline(ax, profile: Mapping[str, Any], scale: LossScale, norm: Normalize,
+                         colormap) -> None:
+    """A compact landscape profile on a shared height scale (small multiples): the basins'
+    union filled with the loss colour of each height, basin outlines drawn thin."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MatplotlibPath
+
+    polygons = []
+    for basin in profile["basins"]:
+        polygon = np.asarray(basin["polygon"], dtype=float)
+        polygon[:, 1] = scale(polygon[:, 1])
+        polygons.append(polygon)
+    width = float(profile["n_vertices"])
+    bottom, top = norm.vmin, norm.vmax
+    gradient = np.linspace(bottom, top, 256).reshape(-1, 1)
+    image = ax.imshow(gradient, extent=(0, width, bottom, top), origin="lower", aspect="auto",
+                      cmap=colormap, norm=norm, interpolation="bilinear")
+    outline = MatplotlibPath.make_compound_path(*[MatplotlibPath(p, closed=False) for p in polygons])
+    clip = PathPatch(outline, transform=ax.transData, facecolor="none", edgecolor="none")
+    ax.add_patch(clip)
+    image.set_clip_path(clip)
+    for polygon in polygons:
+        ax.plot(*np.vstack([polygon, polygon[:1]]).T, color="0.15", lw=0.3)
+    ax.set_xlim(0, width)
+    ax.set_ylim(bottom, top + 0.02 * (top - bottom or 1))
+
+
+SHORT_LABELS = {"beta": "β", "lr": "lr", "width": "w"}
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, float(value)) if isinstance(value, (int, float, np.number)) else (1, str(value))
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
+
+
+# --- what to draw (figure settings resolved against a summary) ------------------------------
+
+
+def choose_parameter(table: pd.DataFrame, requested: str | None = None) -> str | None:
+    """The hyperparameter on the x axis / heat-map rows: `requested` (must be swept), else the
+    first swept one with more than one value, else the first swept one; None without a grid."""
+    swept = swept_parameters(table)
+    if requested is not None:
+        if requested not in swept:
+            raise ValueError(f"figures parameter {requested!r} is not swept in this experiment; "
+                             f"swept: {swept or 'nothing'}")
+        return requested
+    varied = [p for p in swept if table[p].nunique(dropna=True) > 1]
+    return (varied or swept or [None])[0]
+
+
+def default_panel_metrics(table: pd.DataFrame) -> list[str]:
+    """The papers' panels: saddles, average persistence, the test metrics, λ₁ and the trace."""
+    from .aggregate import evaluation_metrics
+
+    return ["n_saddles", "avg_persistence", *evaluation_metrics(table), "top_eigenvalue", "trace"]
+
+
+def no_parameter_figure(what: str, title: str) -> plt.Figure:
+    """A small figure saying that an experiment without a swept hyperparameter has no `what`."""
+    with plt.rc_context(PAPER_CONTEXT):
+        figure, ax = plt.subplots(figsize=(6, 2))
+        message_axes(ax, f"No swept hyperparameter in this experiment: no {what}.", title or None)
+        return figure
+
+
+def load_profiles(table: pd.DataFrame, parameter: str, results_dir: str | os.PathLike
+                  ) -> dict[tuple[Any, int], dict[str, Any] | None]:
+    """profile.json of every run of a summary (None where missing), keyed by (value, seed)."""
+    profiles: dict[tuple[Any, int], dict[str, Any] | None] = {}
+    for row in table.itertuples(index=False):
+        path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "profile.json"
+        profiles[(getattr(row, parameter), row.seed)] = read_json(path) if path.exists() else None
+    return profiles
