@@ -92,8 +92,9 @@ def choose_evaluation(
     probed. Each candidate evaluates the next, unused points, so no probe work is wasted (the
     probed points come from different methods, equal to ~1e-6; fix `method` for bit-exact runs).
 
-    Growth stops at the first chunk that is not faster than the best so far, when a chunk would
-    exceed a tenth of the grid, or when the memory high-water mark passes the budget.
+    Growth stops at a chunk clearly slower (>= 1.2x) than the best so far or at the second in a
+    row that is not faster (timings on a busy machine are noisy), when a chunk would exceed a
+    tenth of the grid, or when the memory high-water mark passes the budget.
     """
     device = evaluator.theta.device
     n_points = len(coefficients)
@@ -113,13 +114,18 @@ def choose_evaluation(
     timed("loop", 1, 1)  # warm-up: a process's first evaluation runs slow
     timings = {"loop": timed("loop", 1, 3)}
     best = ("loop", 1, timings["loop"])
-    chunk = 2
+    chunk, misses = 2, 0
     while chunk <= max_chunk and position + chunk <= n_points and chunk <= max(0.1 * n_points, 2):
         ms = timed("vmap", chunk, chunk)
         timings[f"vmap_{chunk}"] = ms
-        if ms >= best[2]:
+        if ms >= 1.2 * best[2]:  # clearly slower: batching does not pay here
             break
-        best = ("vmap", chunk, ms)
+        if ms >= best[2]:  # within timing noise: one more chance
+            misses += 1
+            if misses == 2:
+                break
+        else:
+            best, misses = ("vmap", chunk, ms), 0
         if _peak_memory_mb(device) > memory_budget_mb:
             break
         chunk *= 4
