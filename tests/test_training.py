@@ -80,6 +80,18 @@ def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
     assert target.read_text() == "old"
 
 
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+
+    with atomic_path(tmp_path / "atomic.txt") as tmp:
+        tmp.write_text("x")
+    (tmp_path / "plain.txt").write_text("x")
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode("atomic.txt") == mode("plain.txt") == 0o666 & ~umask
+
+
 def test_a_corrupted_checkpoint_is_refused(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"w": torch.ones(3)}, {"a": 1}, "pinn_convection", "ok")

@@ -193,6 +193,9 @@ def metric_panels(
                 ax.set_yscale("log")
             if log_x:
                 ax.set_xscale("log")
+                values = sorted(pd.to_numeric(done[parameter], errors="coerce").dropna().unique())
+                ax.set_xticks(values, [f"{v:g}" for v in values])  # the swept values, plainly
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel(metric_label(parameter))
             ax.set_ylabel(metric_label(metric))
             ax.grid(alpha=0.3)
@@ -203,8 +206,9 @@ def metric_panels(
         n_seeds = done.groupby(parameter)["seed"].nunique()
         seeds_text = (f"{n_seeds.min()}" if len(n_seeds) and n_seeds.min() == n_seeds.max()
                       else f"{n_seeds.min()}–{n_seeds.max()}" if len(n_seeds) else "0")
+        plural = "" if seeds_text == "1" else "s"
         figure.suptitle((title + "\n" if title else "")
-                        + f"mean ± sd over {seeds_text} seeds per value (dots: single seeds)")
+                        + f"mean ± sd over {seeds_text} seed{plural} per value (dots: single seeds)")
         return figure
 
 
