@@ -239,3 +239,13 @@ def test_auto_keeps_the_probed_points_and_matches_explicit_methods(pinn_checkpoi
     loop = sample_grid(loss_fn, params, directions, axes, method="loop")
     np.testing.assert_allclose(auto, loop, rtol=1e-5)
     assert np.isfinite(auto).all()
+
+
+def test_a_skipped_hessian_gives_a_skipped_landscape(pinn_checkpoint, tmp_path):
+    torch.save({"status": "skipped", "eigenvalues": torch.zeros(0), "vectors": torch.zeros(0, 0),
+                "names": [], "shapes": [], "checkpoint_hash": ""}, tmp_path / "eigenvectors.pt")
+    result = sample_landscape(pinn_checkpoint, tmp_path / "landscape.h5",
+                              {**SETTINGS, "directions": "hessian"},
+                              eigenvectors_path=tmp_path / "eigenvectors.pt")
+    assert result["status"] == "skipped" and "skipped this run" in result["message"]
+    assert read_landscape(tmp_path / "landscape.h5").attrs["status"] == "skipped"

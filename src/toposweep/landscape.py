@@ -304,17 +304,16 @@ def sample_landscape(
     if checkpoint["status"] != "ok":
         skip_reason = f"training status is {checkpoint['status']!r}"
     elif settings["directions"] == "hessian":
-        from .hessian import load_eigenvectors
+        from .hessian import SkippedHessian, load_eigenvectors
 
         if eigenvectors_path is None:
             raise ValueError("landscape.directions is 'hessian': an eigenvectors file is needed")
-        status = torch.load(eigenvectors_path, map_location="cpu", weights_only=False)["status"]
-        if status != "ok":
-            skip_reason = f"Hessian status is {status!r}"
-        else:
+        try:
             _, eigenvectors = load_eigenvectors(eigenvectors_path)
             provenance["eigenvectors"] = str(eigenvectors_path)
             provenance["eigenvectors_sha256"] = file_sha256(eigenvectors_path)
+        except SkippedHessian as skipped:
+            skip_reason = str(skipped)
     attrs = {"settings": settings, "provenance": provenance}
     if skip_reason is not None:
         if comm.rank == 0:
