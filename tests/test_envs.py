@@ -35,6 +35,6 @@ def test_environments_hold_what_their_stages_import():
     torch_env = yaml.safe_load((REPO / "envs" / "torch.yaml").read_text())["dependencies"]
     analysis_env = yaml.safe_load((REPO / "envs" / "analysis.yaml").read_text())["dependencies"]
     names = lambda deps: {d.split("=")[0] for d in deps if isinstance(d, str)}
-    assert {"pytorch", "mpi4py", "h5py", "scipy", "jsonschema"} <= names(torch_env)
+    assert {"pytorch", "mpi4py", "h5py", "scipy", "jsonschema", "pillow"} <= names(torch_env)
     assert {"numba", "h5py", "matplotlib-base", "seaborn", "pandas"} <= names(analysis_env)
     assert "pytorch" not in names(analysis_env)  # the topology stage must not need torch

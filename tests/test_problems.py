@@ -41,7 +41,7 @@ def test_resnet20_takes_small_inputs():
 
 
 def test_unknown_problem_names_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"unknown problem 'mlp'; allowed: \['pinn_convection', 'resnet20'\]"):
+    with pytest.raises(ValueError, match=r"unknown problem 'mlp'; allowed: \['pinn_convection', 'resnet20', 'unet_crf'\]"):
         get_problem("mlp")
 
 

@@ -37,8 +37,10 @@ DEFAULT_TOPOLOGY_METRICS = (
 )
 HESSIAN_METRICS = ("top_eigenvalue", "trace")
 MIN_RUNS_FOR_CORRELATION = 3
-# Preferred order when one "test metric" is needed (heat maps): accuracy, then PINN error.
-PREFERRED_TEST_METRICS = ("test_accuracy", "test_relative_l2", "test_mean_abs_error", "test_loss")
+# Preferred order when one "test metric" is needed (heat maps): accuracy, segmentation mean IoU,
+# then the PINN error.
+PREFERRED_TEST_METRICS = ("test_accuracy", "test_mean_iou", "test_relative_l2",
+                          "test_mean_abs_error", "test_loss")
 
 # Readable names for tables and figures; anything else is shown with underscores as spaces.
 METRIC_LABELS = {
@@ -56,6 +58,9 @@ METRIC_LABELS = {
     "test_relative_l2": "test relative L2 error",
     "test_mean_abs_error": "test mean absolute error",
     "test_accuracy": "test accuracy",
+    "test_pixel_accuracy": "test pixel accuracy",
+    "test_mean_iou": "test mean IoU",
+    "final_train_pixel_accuracy": "final training pixel accuracy",
     "test_loss": "test loss",
     "test_error": "test error",
     "final_train_loss": "final training loss",
@@ -64,7 +69,7 @@ METRIC_LABELS = {
     "landscape_centre": "loss at the landscape centre",
     "beta": "wave speed β",
     "lr": "learning rate",
-    "width": "width multiplier w",
+    "width": "width w",
     "seed": "seed",
 }
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from .base import Diverged, LossFunction, Problem, TrainingCurve
 from .pinn_convection import PinnConvection
 from .resnet20 import ResNet20Classification
+from .unet_crf import UNetCRFSegmentation
 
 PROBLEMS: dict[str, type[Problem]] = {
-    cls.name: cls for cls in (PinnConvection, ResNet20Classification)
+    cls.name: cls for cls in (PinnConvection, ResNet20Classification, UNetCRFSegmentation)
 }
 
 

@@ -92,3 +92,68 @@ class Problem(ABC):
 def detached_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's parameters as a plain dict of detached tensors (the seam's `params`)."""
     return {name: param.detach() for name, param in model.named_parameters()}
+
+
+def train_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    batch_loss: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, dict[str, float]]],
+    n_samples: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    state_key: str,
+    curve: TrainingCurve,
+    resume_path: Path | None = None,
+) -> None:
+    """Shuffled mini-batch epochs: `batch_loss(sample_index, generator)` gives a batch's loss and
+    its extra curve columns; NaN/inf raises Diverged. After every epoch the whole state (model,
+    optimizer, schedule, RNG, curve) goes to `resume_path`, so a killed run picks up there and
+    ends bit-identical to one never interrupted; a state saved under another `state_key` (other
+    settings) is ignored."""
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from ..io import atomic_path
+
+    log = logging.getLogger(__name__)
+    generator = torch.Generator().manual_seed(seed)
+    start_epoch, step = 0, 0
+    if resume_path is not None and resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if state["key"] == state_key:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if schedule is not None:
+                schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            curve.rows[:] = state["curve"]
+            start_epoch, step = state["epoch"], state["step"]
+            log.info("resumed from %s at epoch %d", resume_path, start_epoch)
+        else:
+            log.warning("ignoring %s: it belongs to other settings", resume_path)
+    epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
+                     disable=None)  # silent when stderr is no terminal
+    for epoch in epoch_bar:
+        model.train()
+        order = torch.randperm(n_samples, generator=generator)
+        for begin in range(0, n_samples, batch_size):
+            loss, extra = batch_loss(order[begin : begin + batch_size], generator)
+            value = check_finite(loss, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            curve.record(step=step, epoch=epoch, lr=optimizer.param_groups[0]["lr"], loss=value,
+                         **extra)
+            step += 1
+        if schedule is not None:
+            schedule.step()
+        epoch_bar.set_postfix(loss=f"{value:.3g}")
+        if resume_path is not None:
+            with atomic_path(resume_path) as tmp:
+                torch.save({"key": state_key, "epoch": epoch + 1, "step": step,
+                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "schedule": schedule.state_dict() if schedule is not None else None,
+                            "generator": generator.get_state(), "curve": curve.rows}, tmp)

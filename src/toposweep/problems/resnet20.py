@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from ..datasets import ImageData, load_cifar10, load_digits, random_crop_flip
-from ..io import atomic_path, config_hash
-from .base import Problem, TrainingCurve, check_finite, detached_parameters
-
-log = logging.getLogger(__name__)
+from ..io import config_hash
+from .base import Problem, TrainingCurve, check_finite, detached_parameters, train_epochs
 
 
 class ShortcutA(nn.Module):
@@ -134,54 +129,21 @@ class ResNet20Classification(Problem):
         data = self.data
         optimizer = self._optimizer(model)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, s["milestones"], s["gamma"])
-        generator = torch.Generator().manual_seed(self.seed)
-        start_epoch, step = 0, 0
-        state_key = config_hash({"settings": s, "seed": self.seed})
-        if resume_path is not None and resume_path.exists():
-            state = torch.load(resume_path, map_location="cpu", weights_only=False)
-            if state["key"] == state_key:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                schedule.load_state_dict(state["schedule"])
-                generator.set_state(state["generator"])
-                curve.rows[:] = state["curve"]
-                start_epoch, step = state["epoch"], state["step"]
-                log.info("resumed from %s at epoch %d", resume_path, start_epoch)
-            else:
-                log.warning("ignoring %s: it belongs to other settings", resume_path)
-        n = len(data.train_labels)
-        epochs = tqdm(range(start_epoch, s["epochs"]), desc="epochs", initial=start_epoch,
-                      total=s["epochs"], disable=None)  # silent when stderr is no terminal
-        for epoch in epochs:
-            model.train()
-            order = torch.randperm(n, generator=generator)
-            for begin in range(0, n, s["batch_size"]):
-                index = order[begin : begin + s["batch_size"]]
-                images = data.train_images[index]
-                if s["augment"]:
-                    images = random_crop_flip(images, generator, flip=s["dataset"] == "cifar10")
-                images = images.to(self.device)
-                labels = data.train_labels[index].to(self.device)
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
-                value = check_finite(loss, step)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                accuracy = float((logits.argmax(1) == labels).float().mean())
-                curve.record(step=step, epoch=epoch, lr=optimizer.param_groups[0]["lr"],
-                             loss=value, accuracy=accuracy)
-                step += 1
-            schedule.step()
-            epochs.set_postfix(loss=f"{value:.3g}")
-            if resume_path is not None:
-                with atomic_path(resume_path) as tmp:
-                    torch.save({"key": state_key, "epoch": epoch + 1, "step": step,
-                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "schedule": schedule.state_dict(),
-                                "generator": generator.get_state(), "curve": curve.rows}, tmp)
+
+        def batch_loss(index: torch.Tensor, generator: torch.Generator):
+            images = data.train_images[index]
+            if s["augment"]:
+                images = random_crop_flip(images, generator, flip=s["dataset"] == "cifar10")
+            labels = data.train_labels[index].to(self.device)
+            logits = model(images.to(self.device))
+            accuracy = float((logits.argmax(1) == labels).float().mean())
+            return F.cross_entropy(logits, labels), {"accuracy": accuracy}
+
+        train_epochs(model, optimizer, schedule, batch_loss, len(data.train_labels), s["epochs"],
+                     s["batch_size"], self.seed, config_hash({"settings": s, "seed": self.seed}),
+                     curve, resume_path)
         loss, accuracy = self._loss_accuracy(model, data.train_images, data.train_labels)
-        check_finite(torch.tensor(loss), step)
+        check_finite(torch.tensor(loss), len(curve.rows))
         return {"final_train_loss": loss, "final_train_accuracy": accuracy}
 
     @torch.no_grad()
