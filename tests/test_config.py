@@ -53,6 +53,9 @@ BAD_CONFIGS = {
     "too many landscape dimensions": (config_with(landscape={"dimensions": 5}), "experiments[0].landscape.dimensions", "set landscape.allow_high_dimensions"),
     "landscape resolution": (config_with(landscape={"resolution": 2}), "experiments[0].landscape.resolution", "less than the minimum of 3"),
     "landscape directions": (config_with(landscape={"directions": "pca"}), "experiments[0].landscape.directions", "is not one of"),
+    "too few Hessian eigenvectors": (config_with(landscape={"directions": "hessian", "dimensions": 3}, hessian={"k": 2}), "experiments[0].hessian.k", "set hessian.k >= 3"),
+    "unet dataset": ({"experiments": [{"name": "u", "problem": "unet_crf", "settings": {"dataset": "voc"}}]}, "experiments[0].settings.dataset", "is not one of"),
+    "unet width in grid": ({"experiments": [{"name": "u", "problem": "unet_crf", "grid": {"width": [0]}}]}, "experiments[0].grid.width[0]", "less than the minimum of 1"),
     "resnet dataset": ({"experiments": [{"name": "r", "problem": "resnet20", "settings": {"dataset": "mnist"}}]}, "experiments[0].settings.dataset", "is not one of"),
     "resnet shortcut in grid": ({"experiments": [{"name": "r", "problem": "resnet20", "grid": {"shortcut": ["C"]}}]}, "experiments[0].grid.shortcut[0]", "is not one of"),
 }

@@ -83,6 +83,30 @@ def test_every_run_gets_a_landscape_and_its_topology(tiny_sweep):
     assert topology["status"] == "skipped" and "training status is 'diverged'" in topology["message"]
 
 
+def test_tiny_unet_crf_sweep_runs_end_to_end(tiny_sweep):
+    """Training, Hessian, landscape in the top-2 Hessian directions, topology, summary, figures."""
+    from toposweep.io import read_landscape
+    from toposweep.training import load_trained
+
+    summary = pd.read_csv(tiny_sweep / "results" / "segmentation" / "summary.csv")
+    assert list(summary["point"]) == ["lr~0.01", "lr~0.001"]
+    assert (summary["status"] == "ok").all()
+    assert summary["test_mean_iou"].between(0, 1).all()
+    assert summary["test_pixel_accuracy"].between(0, 1).all()
+    assert (summary["n_minima"] >= 1).all() and summary["top_eigenvalue"].notna().all()
+    run_dir = tiny_sweep / "results" / "segmentation" / "lr~0.01" / "seed~0"
+    landscape = read_landscape(run_dir / "landscape.h5")
+    assert landscape.loss.shape == (7, 7)
+    problem, model, _ = load_trained(run_dir / "checkpoint.pt")
+    loss_fn, params = problem.loss_function(model)
+    assert landscape.loss[3, 3] == pytest.approx(float(loss_fn(params)), rel=1e-5)
+    hessian = read_json(run_dir / "hessian.json")
+    assert len(hessian["eigenvalues"]) == 2
+    figures = tiny_sweep / "results" / "segmentation" / "figures"
+    assert (figures / "seed_heatmap.png").stat().st_size > 10_000
+    assert (figures / "runs" / "lr~0.01_seed~0.png").stat().st_size > 10_000
+
+
 def test_a_bad_config_stops_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiments:\n  - {name: x, problem: pinn_convection, grid: {beta: [1], lr: [0]}}\n")
@@ -92,7 +116,8 @@ def test_a_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("name", ["pinn_beta", "resnet20_width", "lr_sweep"])
+@pytest.mark.parametrize("name", ["pinn_beta", "resnet20_width", "lr_sweep", "unet_crf_lr",
+                                  "unet_crf_lr_shapes", "pinn_profiles_4d", "pinn_profiles_4d_reduced"])
 def test_paper_configs_dry_run(name, tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "paper" / f"{name}.yaml", "-n", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -129,6 +129,10 @@ def _semantic_errors(config: dict) -> list[str]:
         if landscape["dimensions"] > 4 and not landscape["allow_high_dimensions"]:
             messages.append(f"{where}.landscape.dimensions: {landscape['dimensions']} is more than 4; "
                             "set landscape.allow_high_dimensions: true to allow it")
+        if landscape["directions"] == "hessian" and experiment["hessian"]["k"] < landscape["dimensions"]:
+            messages.append(f"{where}.hessian.k: the landscape takes {landscape['dimensions']} Hessian "
+                            f"eigenvectors (landscape.dimensions) but k is {experiment['hessian']['k']}; "
+                            f"set hessian.k >= {landscape['dimensions']}")
         lengths = {key: len(values) for key, values in grid.items()}
         if experiment["grid_mode"] == "zip" and len(set(lengths.values())) > 1:
             messages.append(f"{where}.grid: grid_mode zip needs lists of equal length, got {lengths}")
