@@ -30,6 +30,7 @@ localrules:
     correlation_heatmap,
     metric_panels,
     seed_heatmap,
+    landscape_profiles,
     run_panel,
     paper_figures,
 

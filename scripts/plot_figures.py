@@ -5,6 +5,7 @@ writes one figure to every --output (PNG, PDF: the format follows the suffix).
   plot_figures.py panels --summary S.parquet --settings JSON --output ...
   plot_figures.py run --run-dir results/<experiment>/<point>/seed~<seed> --output ...
   plot_figures.py seeds --summary S.parquet --settings JSON --results-dir results --output ...
+  plot_figures.py profiles --summary S.parquet --settings JSON --results-dir results --output ...
 """
 
 import argparse
@@ -45,9 +46,18 @@ def seeds(args, settings):
     return plots.seed_heatmap(table, parameter, metric, profiles, args.title)
 
 
+def profiles(args, settings):
+    table = pd.read_parquet(args.summary)
+    parameter = plots.choose_parameter(table, settings.get("parameter")) or "point"
+    others = plots.other_varied_parameters(table, parameter)
+    by_run = plots.load_profiles(table, parameter, args.results_dir, others)
+    landscape = plots.landscape_settings(table, args.results_dir)
+    return plots.landscape_profiles(table, parameter, by_run, args.title, landscape)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["correlations", "panels", "run", "seeds"])
+    parser.add_argument("command", choices=["correlations", "panels", "run", "seeds", "profiles"])
     parser.add_argument("--output", nargs="+", required=True, help="figure files (.png, .pdf)")
     parser.add_argument("--title", default="")
     parser.add_argument("--settings", default="{}", help="JSON: the experiment's `figures` section")
@@ -58,7 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = json.loads(args.settings)
-    figure = {"correlations": correlations, "panels": panels, "run": run, "seeds": seeds}[args.command](args, settings)
+    commands = {"correlations": correlations, "panels": panels, "run": run, "seeds": seeds,
+                "profiles": profiles}
+    figure = commands[args.command](args, settings)
     plots.save_figure(figure, args.output, dpi=settings.get("dpi", 150))
     logging.info("wrote %s", ", ".join(args.output))
 

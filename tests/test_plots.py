@@ -180,3 +180,181 @@ def test_a_three_dimensional_landscape_is_drawn_as_central_slices(tmp_path):
     text = figure_texts(plots.run_panel(run.directory, "cube"))
     assert "3-D landscape: slice at α2 = 0" in text and "3-D landscape: slice at α1 = 0" in text
     assert "Hessian eigenvector 1" in text
+
+
+# --- landscape profiles side by side ---------------------------------------------------------
+
+
+def profile_axes(figure) -> dict[str, object]:
+    """The profile cells of a landscape_profiles figure, by their label."""
+    return {ax.get_label(): ax for ax in figure.axes if ax.get_label().startswith("profile ")}
+
+
+def axes_texts(ax) -> str:
+    return "\n".join(text.get_text() for text in ax.texts)
+
+
+def test_landscape_profiles_put_every_run_on_one_shared_loss_axis(experiment, tmp_path):
+    results, runs, table = experiment
+    profiles = plots.load_profiles(table, "beta", results)
+    settings = plots.landscape_settings(table, results)
+    assert settings == {"directions": "random"}  # what synthetic_runs writes
+    figure = plots.landscape_profiles(table, "beta", profiles, "pinn", settings)
+    cells = profile_axes(figure)
+    assert sorted(cells) == sorted(f"profile beta={b} seed={s}" for b in (1, 2, 4, 8) for s in (0, 1))
+    # one loss axis: the range of every finished run's profile (linear: 0.3 to 2 is < 100x)
+    finished_profiles = [p for p in profiles.values() if p and p.get("basins")]
+    low = min(p["value_min"] for p in finished_profiles)
+    high = max(p["value_max"] for p in finished_profiles)
+    margin = 0.02 * (high - low)
+    for ax in cells.values():
+        assert ax.get_ylim() == pytest.approx((low - margin, high + margin))
+    # each finished cell: the colour fill spans the shared range, the counts match topology.json
+    for beta in (1, 2, 4):
+        for seed in (0, 1):
+            ax = cells[f"profile beta={beta} seed={seed}"]
+            run = next(r for r in runs if r.swept["beta"] == beta and r.seed == seed)
+            n_minima = read_json(run.directory / "topology.json")["metrics"]["n_minima"]
+            n_basins = len(read_json(run.directory / "profile.json")["basins"])
+            assert ax.get_xlabel() == (f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
+                                       f"{n_basins} basin{'' if n_basins == 1 else 's'}")
+            assert ax.images[0].get_extent() == pytest.approx([0, 121, low, high])  # 11 x 11 grid
+    assert cells["profile beta=4 seed=0"].get_xlabel() == "5 minima · 9 basins"
+    assert axes_texts(cells["profile beta=8 seed=0"]) == "diverged"
+    assert axes_texts(cells["profile beta=8 seed=1"]).startswith("missing\ntrain_metrics.json")
+    assert [cells[f"profile beta={b} seed=0"].get_title() for b in (1, 2, 4, 8)] == [
+        "β = 1", "β = 2", "β = 4", "β = 8"]
+    assert cells["profile beta=1 seed=1"].get_ylabel() == "seed 1\nloss"
+    # the dimension comes from the summary, the directions from landscape.h5
+    assert "2-D landscapes (2 random directions)" in figure.get_suptitle()
+    assert "each profile is 121 vertices wide" in figure_texts(figure)
+    assert_written(figure, tmp_path, "profiles")
+
+
+def test_landscape_profiles_name_hessian_directions_and_go_log_for_wide_losses(tmp_path):
+    from synthetic_runs import write_run
+    from toposweep.io import write_landscape
+    from toposweep.topology import write_topology_outputs
+
+    axis = np.linspace(-1, 1, 5)
+    grids = np.meshgrid(*[axis] * 4, indexing="ij")
+    runs = []
+    for beta in (1, 2):
+        run = write_run(tmp_path, "hess", beta, 0, 1)
+        # 4-D bowls from 1e-3 beta to 1e-3 beta + 400 beta: together far more than 100x
+        loss = 1e-3 * beta + 100.0 * beta * sum(g**2 for g in grids)
+        write_landscape(run.directory / "landscape.h5", loss, [axis] * 4,
+                        attrs={"status": "ok", "settings": {"dimensions": 4, "directions": "hessian"}})
+        write_topology_outputs(loss, run.directory, axes=[axis] * 4)
+        runs.append(run)
+    table = summary_table(runs)
+    profiles = plots.load_profiles(table, "beta", tmp_path)
+    figure = plots.landscape_profiles(table, "beta", profiles, "",
+                                      plots.landscape_settings(table, tmp_path))
+    assert figure.get_suptitle() == ("4-D landscapes (top-4 Hessian directions): landscape "
+                                     "profile of every run, one shared log₁₀ loss axis")
+    low = np.log10(min(p["value_min"] for p in profiles.values()))
+    high = np.log10(max(p["value_max"] for p in profiles.values()))
+    assert low == pytest.approx(np.log10(1e-3)) and high == pytest.approx(np.log10(2e-3 + 800.0))
+    cells = profile_axes(figure)
+    assert len(cells) == 2
+    for ax in cells.values():
+        assert ax.get_ylim() == pytest.approx((low - 0.02 * (high - low), high + 0.02 * (high - low)))
+    assert "each profile is 625 vertices wide" in figure_texts(figure)  # 5⁴
+    assert plots.landscape_description({"dimensions": 1, "directions": "hessian"}) == (
+        "1-D landscapes (top Hessian direction)")
+    assert plots.landscape_description(None, 3) == "3-D landscapes"
+    assert plots.landscape_description(None) is None
+    diverged = table.assign(status="diverged")
+    figure = plots.landscape_profiles(diverged, "beta", {key: None for key in profiles})
+    assert figure.get_suptitle() == "4-D landscapes: no run has a landscape profile"
+    assert [axes_texts(ax) for ax in profile_axes(figure).values()] == ["diverged", "diverged"]
+
+
+def test_landscape_profiles_keep_runs_of_another_swept_parameter_apart(experiment):
+    results, runs, _ = experiment
+    # a grid over beta and lr: rows are (lr, seed), profiles keyed by (beta, lr, seed)
+    finished_runs = [r for r in runs if r.swept["beta"] in (1, 4) and r.seed == 0]
+    rows, profiles = [], {}
+    for run in finished_runs:
+        for lr in (0.1, 0.01):
+            rows.append({"experiment": "pinn", "point": f"{run.point}_lr~{lr}",
+                         "beta": run.swept["beta"], "lr": lr, "seed": 0, "status": "ok",
+                         "missing_files": ""})
+            profiles[(run.swept["beta"], lr, 0)] = read_json(run.directory / "profile.json")
+    table = pd.DataFrame(rows)
+    assert plots.other_varied_parameters(table, "beta") == ["lr"]
+    figure = plots.landscape_profiles(table, "beta", profiles)
+    cells = profile_axes(figure)
+    assert sorted(cells) == sorted(f"profile beta={b} lr={lr} seed=0" for b in (1, 4)
+                                   for lr in (0.1, 0.01))
+    assert cells["profile beta=1 lr=0.01 seed=0"].get_ylabel() == "lr = 0.01\nseed 0\nloss"
+    assert cells["profile beta=4 lr=0.1 seed=0"].get_xlabel() == "5 minima · 9 basins"
+    with pytest.raises(ValueError, match="lr vary besides 'beta'"):
+        plots.landscape_profiles(table, "beta", {(b, s): p for (b, _, s), p in profiles.items()})
+
+
+def test_plot_figures_profiles_command_writes_the_figure(experiment, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    results, _, table = experiment
+    summary = tmp_path / "summary.parquet"
+    table.to_parquet(summary)
+    outputs = [tmp_path / "profiles.png", tmp_path / "profiles.pdf"]
+    subprocess.run([sys.executable, str(REPO / "scripts" / "plot_figures.py"), "profiles",
+                    "--summary", str(summary), "--results-dir", str(results),
+                    "--settings", '{"dpi": 60}', "--output", *map(str, outputs)], check=True)
+    assert outputs[0].read_bytes()[:8] == PNG_SIGNATURE
+    assert outputs[1].read_bytes()[:5] == b"%PDF-"
+
+
+# --- segmentation examples in the per-run panel ----------------------------------------------
+
+
+def test_run_panel_shows_segmentation_examples_with_named_classes(tmp_path):
+    from synthetic_runs import write_run
+    from toposweep.io import write_json, write_npz
+
+    run = write_run(tmp_path, "seg", 1, 0, 1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 3, 12, 16), dtype=np.uint8)
+    masks = rng.integers(0, 3, (5, 12, 16)).astype(np.int64)
+    predicted = np.where(rng.random((5, 12, 16)) < 0.2, (masks + 1) % 3, masks)
+    masks[0, 0, :] = 255  # an ignore label: drawn as "no class", not scored
+    names = np.array(["pet", "background", "border"])
+    write_npz(run.directory / "predictions.npz", {
+        "segmentation_images": images, "segmentation_masks": masks,
+        "segmentation_predicted": predicted, "class_names": names})
+    metrics = read_json(run.directory / "train_metrics.json")
+    write_json(run.directory / "train_metrics.json",
+               {**metrics, "test_pixel_accuracy": 0.9412, "test_mean_iou": 0.8123})
+
+    figure = plots.run_panel(run.directory, "segmentation")
+    true_block, predicted_block = figure.subfigs
+    assert true_block.get_suptitle() == "3 test images with their true masks"  # capped at 3
+    assert predicted_block.get_suptitle() == ("predicted masks (test set: pixel accuracy 0.941, "
+                                              "mean IoU 0.812)")
+    true_axes = np.array(true_block.axes).reshape(2, 3)
+    predicted_axes = np.array(predicted_block.axes).reshape(2, 3)
+    for k in range(3):
+        np.testing.assert_array_equal(true_axes[0, k].images[0].get_array(),
+                                      images[k].transpose(1, 2, 0))
+        shown_mask = true_axes[1, k].images[0].get_array()
+        np.testing.assert_array_equal(shown_mask.filled(-1), np.where(masks[k] == 255, -1, masks[k]))
+        np.testing.assert_array_equal(predicted_axes[0, k].images[0].get_array(), predicted[k])
+        labelled = masks[k] != 255
+        wrong = labelled & (predicted[k] != masks[k])
+        np.testing.assert_array_equal(predicted_axes[1, k].images[0].get_array() == 0, wrong)
+        assert predicted_axes[1, k].get_xlabel() == f"{100 * wrong.sum() / labelled.sum():.1f} % wrong"
+    # the legend names the classes in the colours the masks are drawn with
+    legend = true_block.legends[0]
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == ["pet", "background", "border", "no class (ignored)"]
+    mask_image = true_axes[1, 0].images[0]
+    for index, handle in enumerate(legend.legend_handles[:3]):
+        np.testing.assert_allclose(handle.get_facecolor(), mask_image.cmap(mask_image.norm(index)))
+    assert "predicted u(x, t)" not in figure_texts(figure)  # the PINN slots are not drawn
+    assert_written(figure, tmp_path, "segmentation")

@@ -13,7 +13,7 @@ from conftest import REPO
 from test_workflow import snakemake
 
 CONFIG = REPO / "tests" / "data" / "tiny_report.yaml"
-FIGURES = ["correlations", "metric_panels", "seed_heatmap", "runs/beta~1_seed~0",
+FIGURES = ["correlations", "metric_panels", "seed_heatmap", "profiles", "runs/beta~1_seed~0",
            "runs/beta~5_seed~1"]
 
 pytestmark = pytest.mark.slow  # the whole DAG of 5 runs: about 2 minutes on 2 busy cores
@@ -54,6 +54,7 @@ def test_correlations_use_the_four_finished_runs_or_say_there_are_too_few(report
 
 def test_every_figure_is_written_as_png_and_pdf(report_sweep):
     for experiment, names in (("pinn", FIGURES), ("resnet", ["correlations", "seed_heatmap",
+                                                              "profiles",
                                                               "runs/lr~100000000.0_seed~0"])):
         for name in names:
             for suffix in ("png", "pdf"):
@@ -66,7 +67,7 @@ def test_the_html_report_has_the_figures_and_captions(report_sweep):
     result = snakemake(report_sweep, CONFIG, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     html = (report_sweep / "results" / "report.html").read_text()
-    assert "metric_panels.png" in html and "seed_heatmap.png" in html
+    assert "metric_panels.png" in html and "seed_heatmap.png" in html and "profiles.png" in html
     assert "beta~5_seed~1.png" in html
     # the captions are rendered per figure, with what was swept (JSON inside the HTML: ∈ escaped)
     assert "Swept: pinn_convection, beta \\u2208 {1, 5} (product), seeds {0, 1}" in html

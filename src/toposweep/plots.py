@@ -461,21 +461,115 @@ def draw_training_curve(ax, curve: pd.DataFrame) -> None:
     ax.grid(alpha=0.3)
 
 
+SEGMENTATION_KEYS = ("segmentation_images", "segmentation_masks", "segmentation_predicted",
+                     "class_names")
+MAX_SEGMENTATION_EXAMPLES = 3  # columns of the examples; a fourth makes them too small to read
+
+
+def segmentation_colormap(n_classes: int) -> ListedColormap:
+    """Categorical colours for class indices 0 … n_classes - 1 (colour-blind safe up to 10),
+    pixels of no class (e.g. an ignore label) light grey."""
+    palette = sns.color_palette("colorblind" if n_classes <= 10 else "tab20", n_classes)
+    return ListedColormap(palette, name="classes").with_extremes(bad="0.85")
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) or (1, H, W) as stored, to what imshow takes: (H, W, 3) or (H, W)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        image = np.moveaxis(image, 0, -1)
+    return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+
+def _mask_image(ax, mask: np.ndarray, colormap: ListedColormap) -> None:
+    n_classes = colormap.N
+    shown = np.ma.masked_outside(np.asarray(mask), 0, n_classes - 1)
+    ax.imshow(shown, cmap=colormap, vmin=-0.5, vmax=n_classes - 0.5, interpolation="nearest")
+
+
+def draw_segmentation_examples(true_figure, predicted_figure, segmentation: Mapping[str, np.ndarray],
+                               metrics: Mapping[str, Any] | None) -> None:
+    """Up to MAX_SEGMENTATION_EXAMPLES test images: in `true_figure` the images over their true
+    masks, in `predicted_figure` the predicted masks over the wrongly classified pixels (with
+    each image's share of them); one legend names the classes. The title carries the test set's
+    pixel accuracy and mean IoU from train_metrics.json (the examples are too few to judge by)."""
+    from matplotlib.patches import Patch
+
+    images = np.asarray(segmentation["segmentation_images"])[:MAX_SEGMENTATION_EXAMPLES]
+    masks = np.asarray(segmentation["segmentation_masks"])[:MAX_SEGMENTATION_EXAMPLES]
+    predicted = np.asarray(segmentation["segmentation_predicted"])[:MAX_SEGMENTATION_EXAMPLES]
+    names = [str(name) for name in np.asarray(segmentation["class_names"]).ravel()]
+    colormap = segmentation_colormap(len(names))
+    n = len(images)
+    if n == 0:
+        message_axes(true_figure.subplots(), "predictions.npz has no segmentation examples",
+                     "test images with their true masks")
+        predicted_figure.subplots().set_visible(False)
+        return
+    spacing = {"wspace": 0.02, "hspace": 0.02}
+    true_axes = true_figure.subplots(2, n, squeeze=False, gridspec_kw=spacing)
+    predicted_axes = predicted_figure.subplots(2, n, squeeze=False, gridspec_kw=spacing)
+    for k in range(n):
+        image = _display_image(images[k])
+        true_axes[0, k].imshow(image, cmap="gray" if image.ndim == 2 else None,
+                               interpolation="nearest")
+        true_axes[0, k].set_title(f"image {k + 1}", fontsize=8)
+        _mask_image(true_axes[1, k], masks[k], colormap)
+        _mask_image(predicted_axes[0, k], predicted[k], colormap)
+        predicted_axes[0, k].set_title(f"image {k + 1}", fontsize=8)
+        # wrong pixels black on the faded image, so errors read against the scene; pixels
+        # without a true class (ignore labels) are not scored
+        labelled = (masks[k] >= 0) & (masks[k] < len(names))
+        wrong = labelled & (predicted[k] != masks[k])
+        share = wrong.sum() / max(int(labelled.sum()), 1)
+        predicted_axes[1, k].set_xlabel(f"{100 * share:.1f} % wrong", fontsize=8)
+        grey = image.mean(axis=-1) if image.ndim == 3 else image.astype(float)
+        faded = 0.75 + 0.25 * (grey - grey.min()) / (np.ptp(grey) or 1.0)
+        predicted_axes[1, k].imshow(np.where(wrong, 0.0, faded), cmap="gray", vmin=0, vmax=1,
+                                    interpolation="nearest")
+    for ax in [*true_axes.ravel(), *predicted_axes.ravel()]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    true_axes[0, 0].set_ylabel("image")
+    true_axes[1, 0].set_ylabel("true mask")
+    predicted_axes[0, 0].set_ylabel("predicted mask")
+    predicted_axes[1, 0].set_ylabel("wrong pixels (black)")
+    true_figure.suptitle(f"{n} test images with their true masks", fontsize=9.5)
+    scores = []
+    for key, label in (("test_pixel_accuracy", "pixel accuracy"), ("test_mean_iou", "mean IoU")):
+        value = (metrics or {}).get(key)
+        if value is not None and np.isfinite(value):
+            scores.append(f"{label} {value:.3f}")
+    predicted_figure.suptitle("predicted masks" + (f" (test set: {', '.join(scores)})"
+                                                   if scores else ""), fontsize=9.5)
+    handles = [Patch(facecolor=colormap(index), edgecolor="0.3", linewidth=0.4, label=name)
+               for index, name in enumerate(names)]
+    outside = any(np.any((m < 0) | (m >= len(names))) for m in (masks, predicted))
+    if outside:
+        handles.append(Patch(facecolor="0.85", edgecolor="0.3", linewidth=0.4,
+                             label="no class (ignored)"))
+    true_figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+                       fontsize=8, title="classes", title_fontsize=8, frameon=False)
+
+
 def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
     """The papers' per-run figure from a run's files: landscape contour and 3-D surface (2-D;
     central slices for 3-D/4-D, a line for 1-D), merge tree, persistence diagram, landscape
     profile, Hessian spectral density, training curve and, for PINNs, predicted vs exact
-    u(x, t). A stage that did not finish (or whose file is missing) gets a panel saying so."""
+    u(x, t); for segmentation, test images with their true and predicted masks. A stage that
+    did not finish (or whose file is missing) gets a panel saying so."""
     run_dir = Path(run_dir)
     metrics = _read_optional_json(run_dir / "train_metrics.json")
     topology = _read_optional_json(run_dir / "topology.json")
     hessian = _read_optional_json(run_dir / "hessian.json")
     landscape = read_landscape(run_dir / "landscape.h5") if (run_dir / "landscape.h5").exists() else None
     has_predictions = (run_dir / "predictions.npz").exists()
-    predictions = None
+    predictions = segmentation = None
     if has_predictions:
         with np.load(run_dir / "predictions.npz") as npz:
-            if "u_pred" in npz:
+            if all(key in npz for key in SEGMENTATION_KEYS):
+                segmentation = {key: npz[key] for key in SEGMENTATION_KEYS}
+            elif "u_pred" in npz:
                 predictions = {key: npz[key] for key in ("x", "t", "u_pred", "u_exact")}
     landscape_ok = landscape is not None and landscape.attrs.get("status", "ok") == "ok"
     scale = LossScale.for_values(landscape.loss) if landscape_ok else LossScale(False)
@@ -547,8 +641,11 @@ def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
         else:
             message_axes(curve_ax, "curve.csv is missing", "training curve")
 
-        # 8, 9: PINN solution
-        if predictions is not None:
+        # 8, 9: segmentation examples, or the PINN solution
+        if segmentation is not None:
+            draw_segmentation_examples(figure.add_subfigure(slots[7]),
+                                       figure.add_subfigure(slots[8]), segmentation, metrics)
+        elif predictions is not None:
             limit = float(np.nanmax(np.abs(predictions["u_exact"])))
             limit = max(limit, 1e-12)
             norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
@@ -704,7 +801,7 @@ def seed_heatmap(
 
 
 def draw_profile_outline(ax, profile: Mapping[str, Any], scale: LossScale, norm: Normalize,
-                         colormap) -> None:
+                         colormap, linewidth: float = 0.3) -> None:
     """A compact landscape profile on a shared height scale (small multiples): the basins'
     union filled with the loss colour of each height, basin outlines drawn thin."""
     from matplotlib.patches import PathPatch
@@ -725,7 +822,7 @@ def draw_profile_outline(ax, profile: Mapping[str, Any], scale: LossScale, norm:
     ax.add_patch(clip)
     image.set_clip_path(clip)
     for polygon in polygons:
-        ax.plot(*np.vstack([polygon, polygon[:1]]).T, color="0.15", lw=0.3)
+        ax.plot(*np.vstack([polygon, polygon[:1]]).T, color="0.15", lw=linewidth)
     ax.set_xlim(0, width)
     ax.set_ylim(bottom, top + 0.02 * (top - bottom or 1))
 
@@ -739,6 +836,118 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 def _format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
+
+
+# --- every run's landscape profile, swept values side by side ------------------------------
+
+
+def landscape_profiles(
+    table: pd.DataFrame,
+    parameter: str,
+    profiles: Mapping[tuple[Any, ...], Mapping[str, Any] | None],
+    title: str = "",
+    landscape: Mapping[str, Any] | None = None,
+) -> plt.Figure:
+    """The profile paper's comparison of basins across a sweep: one landscape profile per run,
+    the values of `parameter` as columns and seeds as rows (with the other swept parameters when
+    they vary too: `profiles` is then keyed by (value, *others, seed), see `load_profiles`).
+    Every profile shares one loss axis (LossScale over all runs), so the depth, width and
+    branching of the basins compare across values; each is labelled with its number of minima
+    and basins. Runs without a profile show their status. `landscape` (the landscape settings,
+    see `landscape_settings`) names the dimension and directions in the title; without it the
+    dimension comes from the summary's `landscape_dimensions`."""
+    others = other_varied_parameters(table, parameter)
+    if others and profiles and all(len(key) == 2 for key in profiles):
+        raise ValueError(f"{', '.join(others)} vary besides {parameter!r}: key the profiles by "
+                         "(value, *others, seed) (load_profiles(..., others=...))")
+    with plt.rc_context(PAPER_CONTEXT):
+        parameter_values = sorted(pd.unique(table[parameter].dropna()), key=_sort_key)
+        row_keys = sorted({(*(getattr(row, o) for o in others), row.seed)
+                           for row in table.itertuples(index=False)},
+                          key=lambda key: tuple(_sort_key(k) for k in key))
+        runs = {(getattr(row, parameter), *(getattr(row, o) for o in others), row.seed): row
+                for row in table.itertuples(index=False)}
+
+        available = [p for p in profiles.values() if p and p.get("basins")]
+        heights = [h for p in available for h in (p["value_min"], p["value_max"],
+                                                  p.get("nonfinite_height")) if h is not None]
+        scale = LossScale.for_values(heights) if heights else LossScale(False)
+        shown = scale(np.asarray(heights, dtype=float)) if heights else np.array([0.0, 1.0])
+        low, high = float(np.nanmin(shown)), float(np.nanmax(shown))
+        if not high > low:
+            low, high = low - 0.5, high + 0.5
+        norm = Normalize(vmin=low, vmax=high)
+        limits = (low - 0.02 * (high - low), high + 0.02 * (high - low))
+        colormap = plt.get_cmap("viridis")
+
+        n_rows, n_cols = len(row_keys), len(parameter_values)
+        figure, axes = plt.subplots(n_rows, n_cols, squeeze=False, layout="constrained",
+                                    figsize=(1.6 + 2.0 * n_cols, 1.4 + 1.7 * n_rows))
+        short = SHORT_LABELS.get(parameter, parameter)
+        for j, value in enumerate(parameter_values):
+            for i, row_key in enumerate(row_keys):
+                ax = axes[i, j]
+                key = (value, *row_key)
+                ax.set_label(" ".join(["profile", f"{parameter}={_format_value(value)}",
+                                       *(f"{o}={_format_value(v)}" for o, v in zip(others, row_key)),
+                                       f"seed={row_key[-1]}"]))
+                profile = profiles.get(key)
+                if profile and profile.get("basins"):
+                    n_minima, n_basins = len(profile["minima"]), len(profile["basins"])
+                    # hundreds of basins (4-D landscapes): thinner outlines, or the stacked
+                    # band edges turn the profile black
+                    draw_profile_outline(ax, profile, scale, norm, colormap,
+                                         linewidth=0.3 if n_basins <= 40 else 0.12)
+                    ax.set_xlabel(f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
+                                  f"{n_basins} basin{'' if n_basins == 1 else 's'}", fontsize=7.5,
+                                  labelpad=2)
+                    ax.set_xticks([])
+                    ax.tick_params(labelleft=j == 0, labelsize=7)
+                else:
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.text(0.5, 0.5, _run_status_text(runs.get(key), profile), ha="center",
+                            va="center", fontsize=7.5, color="0.35", transform=ax.transAxes)
+                    for spine in ax.spines.values():
+                        spine.set_color("0.8")
+                ax.set_ylim(*limits)
+                if i == 0:
+                    ax.set_title(f"{short} = {_format_value(value)}")
+                if j == 0:
+                    label = ", ".join(f"{SHORT_LABELS.get(o, o)} = {_format_value(v)}"
+                                      for o, v in zip(others, row_key[:-1]))
+                    ax.set_ylabel((label + "\n" if label else "") + f"seed {row_key[-1]}"
+                                  + (f"\n{scale.label}" if available else ""))
+        if available:
+            figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap), ax=axes.ravel().tolist(),
+                            shrink=0.8, aspect=30, label=f"{scale.label} (shared by all profiles)")
+            widths = sorted({int(p["n_vertices"]) for p in available})
+            width_text = (f"{widths[0]:,}" if len(widths) == 1 else f"{widths[0]:,}–{widths[-1]:,}")
+            figure.supxlabel(f"basin width = grid vertices below the level (each profile is "
+                             f"{width_text} vertices wide)", fontsize=8)
+        dims = (pd.to_numeric(table["landscape_dimensions"], errors="coerce").dropna().unique()
+                if "landscape_dimensions" in table else [])
+        described = landscape_description(landscape, int(dims[0]) if len(dims) == 1 else None)
+        heading = (f"{described}: " if described else "") + (
+            f"landscape profile of every run, one shared {scale.label} axis" if available
+            else "no run has a landscape profile")
+        figure.suptitle((title + "\n" if title else "") + heading)
+        return figure
+
+
+def _run_status_text(row: Any, profile: Mapping[str, Any] | None) -> str:
+    """Why a run has no profile to draw: its summary status (and missing files), else the
+    profile's own status."""
+    if row is None:
+        return "not run"
+    if row.status == "missing":
+        files = getattr(row, "missing_files", "") or ""
+        return "missing" + ("\n" + _wrap(files, 22) if files else "")
+    if row.status != "ok":
+        return str(row.status)
+    if profile is None:
+        return "profile.json is missing"
+    return f"profile status: {profile.get('status', '?')}"
 
 
 # --- what to draw (figure settings resolved against a summary) ------------------------------
@@ -757,6 +966,13 @@ def choose_parameter(table: pd.DataFrame, requested: str | None = None) -> str |
     return (varied or swept or [None])[0]
 
 
+def other_varied_parameters(table: pd.DataFrame, parameter: str) -> list[str]:
+    """Swept parameters besides `parameter` that take more than one value (each of their
+    combinations is a row of its own in the profiles figure)."""
+    return [p for p in swept_parameters(table)
+            if p != parameter and table[p].nunique(dropna=True) > 1]
+
+
 def default_panel_metrics(table: pd.DataFrame) -> list[str]:
     """The papers' panels: saddles, average persistence, the test metrics, λ₁ and the trace."""
     from .aggregate import evaluation_metrics
@@ -772,11 +988,47 @@ def no_parameter_figure(what: str, title: str) -> plt.Figure:
         return figure
 
 
-def load_profiles(table: pd.DataFrame, parameter: str, results_dir: str | os.PathLike
-                  ) -> dict[tuple[Any, int], dict[str, Any] | None]:
-    """profile.json of every run of a summary (None where missing), keyed by (value, seed)."""
-    profiles: dict[tuple[Any, int], dict[str, Any] | None] = {}
+def load_profiles(table: pd.DataFrame, parameter: str, results_dir: str | os.PathLike,
+                  others: Sequence[str] = ()) -> dict[tuple[Any, ...], dict[str, Any] | None]:
+    """profile.json of every run of a summary (None where missing), keyed by (value, seed), or
+    by (value, *values of `others`, seed) so that grids over several parameters keep every run."""
+    profiles: dict[tuple[Any, ...], dict[str, Any] | None] = {}
     for row in table.itertuples(index=False):
         path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "profile.json"
-        profiles[(getattr(row, parameter), row.seed)] = read_json(path) if path.exists() else None
+        key = (getattr(row, parameter), *(getattr(row, other) for other in others), row.seed)
+        profiles[key] = read_json(path) if path.exists() else None
     return profiles
+
+
+def landscape_settings(table: pd.DataFrame, results_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The `settings` attribute (dimensions, directions, ...) of the first finished landscape of
+    a summary, read without loading the grid (a 4-D one can be large); None if there is none.
+    One experiment samples all its landscapes with the same settings."""
+    import h5py
+
+    for row in table.itertuples(index=False):
+        if getattr(row, "landscape_status", "ok") != "ok":
+            continue
+        path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "landscape.h5"
+        if path.exists():
+            with h5py.File(path, "r") as handle:
+                return _attr_json(handle.attrs.get("settings"))
+    return None
+
+
+def landscape_description(settings: Mapping[str, Any] | None, dimensions: int | None = None
+                          ) -> str | None:
+    """Title text such as "4-D landscapes (top-4 Hessian directions)": a profile hides the
+    landscape's dimension and directions, so its figure has to say them. None if unknown."""
+    settings = settings or {}
+    dimensions = settings.get("dimensions") or dimensions
+    if not dimensions:
+        return None
+    text = f"{int(dimensions)}-D landscapes"
+    directions = settings.get("directions")
+    if directions == "hessian":
+        text += (" (top Hessian direction)" if dimensions == 1
+                 else f" (top-{int(dimensions)} Hessian directions)")
+    elif directions == "random":
+        text += f" ({int(dimensions)} random direction{'s' if dimensions > 1 else ''})"
+    return text

@@ -128,7 +128,7 @@ def swept_description(experiment):
 
 def experiment_figures(experiment):
     """Every figure file (PNG and PDF) of one experiment."""
-    names = ["correlations", "metric_panels", "seed_heatmap"]
+    names = ["correlations", "metric_panels", "seed_heatmap", "profiles"]
     if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
         names += [
             f"runs/{RUNS[run].point}_seed~{RUNS[run].seed}"

@@ -81,6 +81,36 @@ rule seed_heatmap:
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
+rule landscape_profiles:
+    input:
+        summary="results/{experiment}/summary.parquet",
+        # landscape.h5 for the title (dimension, directions: only its attributes are read)
+        files=lambda wildcards: run_files(
+            wildcards.experiment, "profile.json", "landscape.h5"
+        ),
+    output:
+        png=report(
+            "results/{experiment}/figures/profiles.png",
+            caption="../report/landscape_profiles.rst",
+            category="{experiment}",
+            subcategory="landscape profiles",
+        ),
+        pdf="results/{experiment}/figures/profiles.pdf",
+    log:
+        "logs/{experiment}/figures/profiles.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        script=script("plot_figures.py"),
+        settings=stage_settings("figures"),
+        title=figure_title("the basins of every run"),
+        swept=lambda wildcards: swept_description(wildcards.experiment),
+    shell:
+        "python {params.script} profiles --summary {input.summary} --results-dir results"
+        " --settings {params.settings:q} --title {params.title:q}"
+        " --output {output.png} {output.pdf} > {log} 2>&1"
+
+
 rule run_panel:
     input:
         run_panel_inputs,
