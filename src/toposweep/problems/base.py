@@ -89,6 +89,11 @@ class Problem(ABC):
         return {}
 
 
+def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
+    """Indices of a fixed subset: the first `size` of a seeded permutation of range(n)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+
+
 def detached_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's parameters as a plain dict of detached tensors (the seam's `params`)."""
     return {name: param.detach() for name, param in model.named_parameters()}

@@ -13,7 +13,8 @@ from torch.func import functional_call
 
 from ..datasets import ImageData, load_cifar10, load_digits, random_crop_flip
 from ..io import config_hash
-from .base import Problem, TrainingCurve, check_finite, detached_parameters, train_epochs
+from .base import (Problem, TrainingCurve, check_finite, detached_parameters, seeded_subset,
+                   train_epochs)
 
 
 class ShortcutA(nn.Module):
@@ -101,9 +102,7 @@ class ResNet20Classification(Problem):
                 self._data = load_digits(s["input_size"], s["test_fraction"], s["split_seed"])
             limit = s["max_train_samples"]
             if limit is not None and limit < len(self._data.train_labels):
-                order = torch.randperm(len(self._data.train_labels),
-                                       generator=torch.Generator().manual_seed(s["split_seed"]))
-                keep = order[:limit]
+                keep = seeded_subset(len(self._data.train_labels), limit, s["split_seed"])
                 self._data.train_images = self._data.train_images[keep]
                 self._data.train_labels = self._data.train_labels[keep]
         return self._data
@@ -169,8 +168,7 @@ class ResNet20Classification(Problem):
         `eval_seed`: the batch every landscape and Hessian evaluation uses."""
         s = self.settings
         count = min(s["eval_batches"] * s["eval_batch_size"], len(self.data.train_labels))
-        order = torch.randperm(len(self.data.train_labels),
-                               generator=torch.Generator().manual_seed(s["eval_seed"]))[:count]
+        order = seeded_subset(len(self.data.train_labels), count, s["eval_seed"])
         return (self.data.train_images[order].to(self.device),
                 self.data.train_labels[order].to(self.device))
 

@@ -16,7 +16,8 @@ from torch.func import functional_call
 from ..datasets import (PET_CLASSES, SHAPES_CLASSES, SegmentationData, load_oxford_pet,
                         load_shapes)
 from ..io import config_hash
-from .base import Problem, TrainingCurve, check_finite, detached_parameters, train_epochs
+from .base import (Problem, TrainingCurve, check_finite, detached_parameters, seeded_subset,
+                   train_epochs)
 
 
 def double_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -195,9 +196,7 @@ class UNetCRFSegmentation(Problem):
                                          s["shapes_test_samples"], s["split_seed"])
             limit = s["max_train_samples"]
             if limit is not None and limit < len(self._data.train_masks):
-                order = torch.randperm(len(self._data.train_masks),
-                                       generator=torch.Generator().manual_seed(s["split_seed"]))
-                keep = order[:limit]
+                keep = seeded_subset(len(self._data.train_masks), limit, s["split_seed"])
                 self._data.train_images = self._data.train_images[keep]
                 self._data.train_masks = self._data.train_masks[keep]
         return self._data
@@ -278,8 +277,7 @@ class UNetCRFSegmentation(Problem):
         the batch every landscape and Hessian evaluation uses."""
         s = self.settings
         count = min(s["eval_batches"] * s["eval_batch_size"], len(self.data.train_masks))
-        order = torch.randperm(len(self.data.train_masks),
-                               generator=torch.Generator().manual_seed(s["eval_seed"]))[:count]
+        order = seeded_subset(len(self.data.train_masks), count, s["eval_seed"])
         return self._batch(self.data.train_images[order], self.data.train_masks[order])
 
     def loss_function(self, model: nn.Module):
