@@ -42,8 +42,9 @@ def seeds(args, settings):
     table = pd.read_parquet(args.summary)
     parameter = plots.choose_parameter(table, settings.get("parameter")) or "point"
     metric = settings.get("heatmap_metric") or main_test_metric(table)
-    profiles = plots.load_profiles(table, parameter, args.results_dir)
-    return plots.seed_heatmap(table, parameter, metric, profiles, args.title)
+    others = plots.other_varied_parameters(table, parameter)
+    profiles = plots.load_profiles(table, parameter, args.results_dir, others)
+    return plots.seed_heatmap(table, parameter, metric, profiles, args.title, others)
 
 
 def profiles(args, settings):

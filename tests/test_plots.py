@@ -294,6 +294,27 @@ def test_landscape_profiles_keep_runs_of_another_swept_parameter_apart(experimen
         plots.landscape_profiles(table, "beta", {(b, s): p for (b, _, s), p in profiles.items()})
 
 
+def test_seed_heatmap_gives_every_combination_of_two_swept_parameters_a_row(experiment):
+    results, runs, _ = experiment
+    finished_runs = [r for r in runs if r.swept["beta"] in (1, 4) and r.seed == 0]
+    rows, profiles = [], {}
+    for run in finished_runs:
+        for lr, error in ((0.1, 0.5), (0.01, 0.25)):
+            rows.append({"experiment": "pinn", "point": f"{run.point}_lr~{lr}",
+                         "beta": run.swept["beta"], "lr": lr, "seed": 0, "status": "ok",
+                         "missing_files": "", "test_relative_l2": error * run.swept["beta"]})
+            profiles[(run.swept["beta"], lr, 0)] = read_json(run.directory / "profile.json")
+    table = pd.DataFrame(rows)
+    figure = plots.seed_heatmap(table, "beta", "test_relative_l2", profiles, "pinn", ["lr"])
+    heat_ax = figure.axes[0]
+    labels = [tick.get_text() for tick in heat_ax.get_yticklabels()]
+    assert labels == ["β = 1, lr = 0.01", "β = 1, lr = 0.1", "β = 4, lr = 0.01", "β = 4, lr = 0.1"]
+    # each run keeps its own cell (before, runs with the same (beta, seed) overwrote each other)
+    annotations = [text.get_text() for text in heat_ax.texts]
+    assert annotations == ["0.25", "0.5", "1", "2"]
+    assert "wave speed β, learning rate" in heat_ax.get_ylabel()
+
+
 def test_plot_figures_profiles_command_writes_the_figure(experiment, tmp_path):
     import subprocess
     import sys

@@ -711,38 +711,50 @@ def seed_heatmap(
     table: pd.DataFrame,
     parameter: str,
     metric: str | None,
-    profiles: Mapping[tuple[Any, int], Mapping[str, Any] | None],
+    profiles: Mapping[tuple[Any, ...], Mapping[str, Any] | None],
     title: str = "",
+    others: Sequence[str] = (),
 ) -> plt.Figure:
     """Left: `metric` for every (parameter value, seed) as an annotated heat map (missing or
     unfinished runs blank, labelled with their status). Right: the landscape profile of each run
     at the same place, all on one log/linear loss scale, so shapes compare across the grid (as
     the profile paper's learning-rate figure). Without any value of `metric` (e.g. every run
-    diverged) the cells show the runs' statuses only."""
+    diverged) the cells show the runs' statuses only. When other swept parameters (`others`)
+    vary too, every combination gets its own row, and `profiles` is keyed by
+    (value, *other values, seed) as `load_profiles(..., others)` gives it."""
     metric_name = metric_label(metric) if metric else "test metric (none recorded)"
+    keys = [parameter, *others]
     with plt.rc_context(PAPER_CONTEXT):
-        parameter_values = sorted(pd.unique(table[parameter].dropna()), key=_sort_key)
+        known = table.dropna(subset=[parameter])
+        row_keys = sorted({tuple(getattr(row, key) for key in keys) for row in known.itertuples(index=False)},
+                          key=lambda combination: tuple(_sort_key(v) for v in combination))
+        row_index = {combination: i for i, combination in enumerate(row_keys)}
         seeds = sorted(pd.unique(table["seed"]))
-        grid = pd.DataFrame(np.nan, index=parameter_values, columns=seeds)
-        statuses = pd.DataFrame("", index=parameter_values, columns=seeds)
-        for row in table.itertuples(index=False):
-            value, seed = getattr(row, parameter), row.seed
-            if pd.isna(value):
-                continue
-            statuses.loc[value, seed] = row.status
+        grid = pd.DataFrame(np.nan, index=range(len(row_keys)), columns=seeds)
+        statuses = pd.DataFrame("", index=range(len(row_keys)), columns=seeds)
+        for row in known.itertuples(index=False):
+            i = row_index[tuple(getattr(row, key) for key in keys)]
+            statuses.loc[i, row.seed] = row.status
             number = (pd.to_numeric(getattr(row, metric), errors="coerce")
                       if metric and metric in table else np.nan)
             if row.status == "ok":
-                grid.loc[value, seed] = number
-        n_rows, n_cols = len(parameter_values), len(seeds)
+                grid.loc[i, row.seed] = number
+
+        def row_label(combination: tuple[Any, ...], short: bool) -> str:
+            if len(keys) == 1 and not short:
+                return _format_value(combination[0])
+            return ", ".join(f"{SHORT_LABELS.get(key, key)} = {_format_value(value)}"
+                             for key, value in zip(keys, combination))
+
+        n_rows, n_cols = len(row_keys), len(seeds)
         cell = 1.25
         figure = plt.figure(figsize=(3.2 + 1.0 * n_cols + cell * 1.25 * n_cols + 1.2,
                                      1.6 + cell * n_rows), layout="constrained")
         outer = figure.add_gridspec(1, 2, width_ratios=[1.0 * n_cols + 1.6, cell * 1.25 * n_cols + 1.0])
         heat_ax = figure.add_subplot(outer[0])
         annotations = np.empty(grid.shape, dtype=object)
-        for i, value in enumerate(parameter_values):
-            for j, seed in enumerate(seeds):
+        for i in range(n_rows):
+            for j in range(n_cols):
                 number = grid.iloc[i, j]
                 annotations[i, j] = (f"{number:.3g}" if np.isfinite(number)
                                      else (statuses.iloc[i, j] or "not run"))
@@ -757,12 +769,13 @@ def seed_heatmap(
                     norm=LogNorm() if log_colours else None,
                     cbar=any_value, linewidths=0.5, linecolor="white",
                     xticklabels=[str(s) for s in seeds],
-                    yticklabels=[_format_value(v) for v in parameter_values],
+                    yticklabels=[row_label(combination, short=False) for combination in row_keys],
                     cbar_kws={"label": colour_label, "shrink": 0.8},
                     annot_kws={"fontsize": 8})
         heat_ax.set_facecolor("0.9")
         heat_ax.set_xlabel("seed")
-        heat_ax.set_ylabel(metric_label(parameter))
+        rows_name = ", ".join(metric_label(key) for key in keys)
+        heat_ax.set_ylabel(rows_name)
         heat_ax.set_title(f"{metric_name} per run")
         heat_ax.tick_params(axis="y", rotation=0)
 
@@ -773,29 +786,28 @@ def seed_heatmap(
         shown = scale(np.asarray(all_heights, dtype=float)) if all_heights else np.array([0.0, 1.0])
         norm = Normalize(vmin=float(np.nanmin(shown)), vmax=float(np.nanmax(shown)))
         colormap = plt.get_cmap("viridis")
-        for i, value in enumerate(parameter_values):
+        for i, combination in enumerate(row_keys):
             for j, seed in enumerate(seeds):
                 ax = figure.add_subplot(profile_grid[i, j])
                 ax.set_xticks([])
                 ax.set_yticks([])
-                profile = profiles.get((value, seed))
+                profile = profiles.get((*combination, seed))
                 if not profile or not profile.get("basins"):
-                    ax.text(0.5, 0.5, statuses.loc[value, seed] or "not run", ha="center",
+                    ax.text(0.5, 0.5, statuses.loc[i, seed] or "not run", ha="center",
                             va="center", fontsize=7, color="0.4", transform=ax.transAxes)
                 else:
                     draw_profile_outline(ax, profile, scale, norm, colormap)
                 if i == 0:
                     ax.set_title(f"seed {seed}", fontsize=8)
                 if j == 0:
-                    short = SHORT_LABELS.get(parameter, parameter)
-                    ax.set_ylabel(f"{short} = {_format_value(value)}", fontsize=8)
+                    ax.set_ylabel(row_label(combination, short=True), fontsize=8)
                 for spine in ax.spines.values():
                     spine.set_linewidth(0.4)
         if available:
             figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colormap),
                             ax=figure.axes[-n_rows * n_cols:], shrink=0.8, label=scale.label)
         figure.suptitle((title + "\n" if title else "")
-                        + f"right: landscape profiles (rows: {metric_label(parameter)}, "
+                        + f"right: landscape profiles (rows: {rows_name}, "
                         f"columns: seed; shared {scale.label} axis)")
         return figure
 
