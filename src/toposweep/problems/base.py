@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -11,6 +12,11 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
+
+from ..io import atomic_path
+
+log = logging.getLogger(__name__)
 
 LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -99,6 +105,16 @@ def detached_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach() for name, param in model.named_parameters()}
 
 
+def mini_batch_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD (momentum, optional Nesterov) or Adam from a problem's `optimizer`, `lr`,
+    `momentum`, `nesterov` and `weight_decay` settings."""
+    if settings["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=settings["momentum"],
+                               weight_decay=settings["weight_decay"],
+                               nesterov=settings.get("nesterov", False))
+    return torch.optim.Adam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+
 def train_epochs(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -117,13 +133,6 @@ def train_epochs(
     optimizer, schedule, RNG, curve) goes to `resume_path`, so a killed run picks up there and
     ends bit-identical to one never interrupted; a state saved under another `state_key` (other
     settings) is ignored."""
-    import logging
-
-    from tqdm.auto import tqdm
-
-    from ..io import atomic_path
-
-    log = logging.getLogger(__name__)
     generator = torch.Generator().manual_seed(seed)
     start_epoch, step = 0, 0
     if resume_path is not None and resume_path.exists():

@@ -13,8 +13,8 @@ from torch.func import functional_call
 
 from ..datasets import ImageData, load_cifar10, load_digits, random_crop_flip
 from ..io import config_hash
-from .base import (Problem, TrainingCurve, check_finite, detached_parameters, seeded_subset,
-                   train_epochs)
+from .base import (Problem, TrainingCurve, check_finite, detached_parameters,
+                   mini_batch_optimizer, seeded_subset, train_epochs)
 
 
 class ShortcutA(nn.Module):
@@ -112,13 +112,6 @@ class ResNet20Classification(Problem):
         model = ResNet20(s["width"], s["shortcut"], num_classes=10, in_channels=3)
         return model.to(self.device)
 
-    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        s = self.settings
-        if s["optimizer"] == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"],
-                                   weight_decay=s["weight_decay"], nesterov=s["nesterov"])
-        return torch.optim.Adam(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
-
     def train(
         self, model: nn.Module, curve: TrainingCurve, resume_path: Path | None = None
     ) -> dict[str, float]:
@@ -126,7 +119,7 @@ class ResNet20Classification(Problem):
         RNG, curve) is saved to `resume_path`, so a killed run continues bit-identically."""
         s = self.settings
         data = self.data
-        optimizer = self._optimizer(model)
+        optimizer = mini_batch_optimizer(model, s)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, s["milestones"], s["gamma"])
 
         def batch_loss(index: torch.Tensor, generator: torch.Generator):

@@ -16,8 +16,8 @@ from torch.func import functional_call
 from ..datasets import (PET_CLASSES, SHAPES_CLASSES, SegmentationData, load_oxford_pet,
                         load_shapes)
 from ..io import config_hash
-from .base import (Problem, TrainingCurve, check_finite, detached_parameters, seeded_subset,
-                   train_epochs)
+from .base import (Problem, TrainingCurve, check_finite, detached_parameters,
+                   mini_batch_optimizer, seeded_subset, train_epochs)
 
 
 def double_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -213,13 +213,6 @@ class UNetCRFSegmentation(Problem):
                if s["crf_iterations"] > 0 else None)
         return UNetCRF(unet, crf).to(self.device)
 
-    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        s = self.settings
-        if s["optimizer"] == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=s["lr"], momentum=s["momentum"],
-                                   weight_decay=s["weight_decay"])
-        return torch.optim.Adam(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
-
     def _batch(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.data.normalised(images.to(self.device)), masks.to(self.device).long())
 
@@ -242,7 +235,7 @@ class UNetCRFSegmentation(Problem):
             accuracy = float((log_probabilities.argmax(1) == masks).float().mean())
             return F.nll_loss(log_probabilities, masks), {"pixel_accuracy": accuracy}
 
-        train_epochs(model, self._optimizer(model), None, batch_loss, len(data.train_masks),
+        train_epochs(model, mini_batch_optimizer(model, s), None, batch_loss, len(data.train_masks),
                      s["epochs"], s["batch_size"], self.seed,
                      config_hash({"settings": s, "seed": self.seed}), curve, resume_path)
         loss, accuracy, _ = self._scores(model, data.train_images, data.train_masks)
