@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from toposweep.config import expand_runs, validate_config  # noqa: E402
 from toposweep.hessian import HessianOperator, top_eigenpairs, trace_samples  # noqa: E402
-from toposweep.hessian.pyhessian_backend import pyhessian_inputs, pyhessian_shim  # noqa: E402
+from toposweep.hessian.pyhessian_backend import pyhessian_shim  # noqa: E402
 from toposweep.io import write_json  # noqa: E402
 from toposweep.training import load_trained, train_run  # noqa: E402
 
@@ -124,7 +124,7 @@ class Recorder:
 
 def run_pyhessian(problem, model, loss_fn, case) -> dict:
     module = importlib.import_module("pyhessian.hessian")
-    target, criterion, data = pyhessian_inputs(problem, model, loss_fn)
+    target, criterion, data = problem.pyhessian_inputs(model, loss_fn)
     model.zero_grad(set_to_none=True)
     with pyhessian_shim():
         start = time.perf_counter()

@@ -16,7 +16,8 @@ import jsonschema
 import yaml
 from jsonschema import Draft202012Validator
 
-from .problems import PROBLEMS
+from .layout import run_name
+from .problems import Problem, ProblemError, get_problem
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_POINT = "default"
@@ -36,11 +37,12 @@ class Run:
     seed: int
     swept: dict[str, Any] = field(hash=False)
     settings: dict[str, Any] = field(hash=False)
+    snapshots: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
-    def directory(self) -> str:
-        """Path of the run's outputs relative to results/: `<experiment>/<point>/seed~<seed>`."""
-        return f"{self.experiment}/{self.point}/seed~{self.seed}"
+    def name(self) -> str:
+        """`<experiment>/<point>/seed~<seed>` (see toposweep.layout)."""
+        return run_name(self.experiment, self.point, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +50,54 @@ class Run:
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+DEVICE_SETTING = {"description": "auto = CUDA when available, else CPU.",
+                  "enum": ["auto", "cpu", "cuda"], "default": "auto"}
+
+
+def problem_settings_schema(problem: type[Problem]) -> dict:
+    """JSON Schema of an experiment's `settings` for one problem: its declared settings plus
+    the `device` every problem has."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {**problem.settings_schema, "device": DEVICE_SETTING}}
+
+
+def problem_grid_schema(problem: type[Problem]) -> dict:
+    """JSON Schema of an experiment's `grid` for one problem: its sweepable settings, each a
+    non-empty list of values its settings schema allows."""
+    return {"additionalProperties": False, "properties": {
+        key: {"type": "array", "minItems": 1, "items": problem.settings_schema[key]}
+        for key in problem.sweepable}}
+
+
+def assembled_schema(problems: dict[str, type[Problem]], schema: dict | None = None) -> dict:
+    """The workflow's schema with, for every problem a configuration names, the schema of its
+    `settings` and `grid` assembled from the problem's declarations."""
+    schema = copy.deepcopy(load_schema() if schema is None else schema)
+    schema["$defs"]["experiment"]["allOf"] = [
+        {"if": {"required": ["problem"], "properties": {"problem": {"const": reference}}},
+         "then": {"properties": {"settings": problem_settings_schema(problem),
+                                 "grid": problem_grid_schema(problem)}}}
+        for reference, problem in problems.items()
+    ]
+    return schema
+
+
+def resolve_problems(config: dict) -> tuple[dict[str, type[Problem]], list[str]]:
+    """The Problem class of every experiment's `problem` value, and an error (with its key path)
+    for each value that names none."""
+    problems, errors = {}, []
+    experiments = config.get("experiments") if isinstance(config, dict) else None
+    for index, experiment in enumerate(experiments if isinstance(experiments, list) else []):
+        reference = experiment.get("problem") if isinstance(experiment, dict) else None
+        if not isinstance(reference, str) or reference in problems:
+            continue
+        try:
+            problems[reference] = get_problem(reference)
+        except ProblemError as error:
+            errors.append(f"experiments[{index}].problem: {error}")
+    return problems, errors
 
 
 def _validator_filling_defaults() -> type:
@@ -95,22 +145,24 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     """Return a copy of `config` with every default filled in, or raise ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
-    schema = load_schema() if schema is None else schema
+    problems, messages = resolve_problems(config)
+    schema = assembled_schema(problems, schema)
     filled = copy.deepcopy(config)
     errors = sorted(
         _validator_filling_defaults()(schema).iter_errors(filled),
         key=lambda e: (list(map(str, e.absolute_path)), e.message),
     )
-    messages = list(dict.fromkeys(_describe(error) for error in errors))
+    messages += list(dict.fromkeys(_describe(error) for error in errors))
     if not messages:
-        messages = _semantic_errors(filled)
+        messages = _semantic_errors(filled, problems)
     if messages:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(messages))
     return filled
 
 
-def _semantic_errors(config: dict) -> list[str]:
-    """Checks JSON Schema cannot express: unique names, zip lengths, distinct grid points."""
+def _semantic_errors(config: dict, problems: dict[str, type[Problem]]) -> list[str]:
+    """Checks JSON Schema cannot express: unique names, zip lengths, distinct grid points,
+    landscapes that need Hessian eigenvectors or snapshots, the problem's own checks."""
     messages = []
     seen: dict[str, int] = {}
     for index, experiment in enumerate(config["experiments"]):
@@ -125,27 +177,68 @@ def _semantic_errors(config: dict) -> list[str]:
             labels = [format_value(v) for v in values]
             if len(set(labels)) != len(labels):
                 messages.append(f"{where}.grid.{key}: duplicate values {values}; each must be distinct")
-        landscape = experiment["landscape"]
-        if landscape["dimensions"] > 4 and not landscape["allow_high_dimensions"]:
-            messages.append(f"{where}.landscape.dimensions: {landscape['dimensions']} is more than 4; "
-                            "set landscape.allow_high_dimensions: true to allow it")
-        if landscape["directions"] == "hessian" and experiment["hessian"]["k"] < landscape["dimensions"]:
-            messages.append(f"{where}.hessian.k: the landscape takes {landscape['dimensions']} Hessian "
-                            f"eigenvectors (landscape.dimensions) but k is {experiment['hessian']['k']}; "
-                            f"set hessian.k >= {landscape['dimensions']}")
+        problem = problems[experiment["problem"]]
+        messages += _landscape_errors(experiment, problem, where)
         lengths = {key: len(values) for key, values in grid.items()}
         if experiment["grid_mode"] == "zip" and len(set(lengths.values())) > 1:
             messages.append(f"{where}.grid: grid_mode zip needs lists of equal length, got {lengths}")
         if not messages:
             for point in grid_points(experiment):
                 settings = {**experiment["settings"], **point}
-                for key, message in PROBLEMS[experiment["problem"]].settings_errors(settings):
+                for key, message in problem.settings_errors(settings):
                     if key in point:
                         messages.append(f"{where}.grid.{key}: {message} "
                                         f"(at grid point {point_name(point)})")
                     else:
                         messages.append(f"{where}.settings.{key}: {message}")
     return list(dict.fromkeys(messages))
+
+
+def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> list[str]:
+    """Landscape specs: unique names, the dimension cap, what their directions need."""
+    messages, names = [], {}
+    snapshots = experiment["snapshots"]
+    if snapshots is not None and snapshots["unit"] == "epoch" and not problem.has_epochs:
+        messages.append(f"{where}.snapshots.unit: {problem.name} does not train in epochs; "
+                        "use unit: step")
+    for number, landscape in enumerate(experiment["landscapes"]):
+        at = f"{where}.landscapes[{number}]"
+        if landscape["name"] in names:
+            messages.append(f"{at}.name: {landscape['name']!r} is also the name of "
+                            f"landscapes[{names[landscape['name']]}]; names must be unique")
+        names.setdefault(landscape["name"], number)
+        dimensions, directions = landscape["dimensions"], landscape["directions"]
+        if dimensions > 4 and not landscape["allow_high_dimensions"]:
+            messages.append(f"{at}.dimensions: {dimensions} is more than 4; set "
+                            "allow_high_dimensions: true to allow it")
+        if directions == "hessian" and experiment["hessian"]["k"] < dimensions:
+            messages.append(f"{where}.hessian.k: landscape {landscape['name']!r} takes {dimensions} "
+                            f"Hessian eigenvectors (dimensions) but k is "
+                            f"{experiment['hessian']['k']}; set hessian.k >= {dimensions}")
+        if directions == "trajectory_pca" and snapshots is None:
+            messages.append(f"{at}.directions: trajectory_pca needs the training snapshots; set "
+                            f"{where}.snapshots (e.g. {{every: 1, unit: epoch}})")
+        if landscape["extent"] == "auto" and directions != "trajectory_pca":
+            messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
+                            "trajectory_pca; give a number")
+    return messages
+
+
+def stage_settings(section: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One stage's settings (`hessian`, `landscape`, `topology`, ...) with the schema's
+    defaults filled in, for calls of the library outside the workflow; raises ConfigError
+    naming a wrong key or value. The schema is the only owner of the defaults."""
+    defs = load_schema()["$defs"]
+    section_schema = copy.deepcopy(defs["landscape"] if section == "landscape"
+                                   else defs["experiment"]["properties"][section])
+    section_schema.pop("required", None)
+    section_schema["$defs"] = defs
+    filled = copy.deepcopy(settings or {})
+    errors = [f"{section}.{_describe(error)}"
+              for error in _validator_filling_defaults()(section_schema).iter_errors(filled)]
+    if errors:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(errors))
+    return filled
 
 
 def load_config(path: str | Path) -> dict:
@@ -200,5 +293,6 @@ def expand_runs(config: dict) -> list[Run]:
                     experiment=experiment["name"], problem=experiment["problem"],
                     point=point_name(point), seed=int(seed), swept=dict(point),
                     settings={**experiment["settings"], **point},
+                    snapshots=experiment["snapshots"],
                 ))
     return runs

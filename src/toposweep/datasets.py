@@ -16,10 +16,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import lazy_loader
 import numpy as np
-import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+torch = lazy_loader.load("torch")  # imported on first use: validating a config needs no torch
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def load_digits(input_size: int, test_fraction: float, split_seed: int) -> Image
     def resize(batch: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(batch)
         if input_size != 8:
-            tensor = F.interpolate(tensor, size=(input_size, input_size), mode="bilinear",
+            tensor = torch.nn.functional.interpolate(tensor, size=(input_size, input_size), mode="bilinear",
                                    align_corners=False)
         return tensor.repeat(1, 3, 1, 1).numpy()
 
@@ -135,7 +136,7 @@ def random_crop_flip(
     """Standard CIFAR augmentation on a batch: zero-pad, random crop back to size, random
     horizontal flip; all draws from `generator`, so runs are reproducible."""
     n, _, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
     offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
     rows = offsets[:, 0, None] + torch.arange(height)  # (n, H)
     cols = offsets[:, 1, None] + torch.arange(width)  # (n, W)

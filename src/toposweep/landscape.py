@@ -1,4 +1,4 @@
-"""Loss landscapes: the loss on a grid in a 1- to 4-D subspace around the trained parameters.
+"""Loss landscapes: the loss on a grid in a low-dimensional subspace around the trained parameters.
 
 Evaluation is batched over grid points: a chunk of perturbed parameter sets is one matmul
 (theta + A @ D over the flattened parameters) and one vmapped call of the problem's pure loss.
@@ -13,6 +13,7 @@ import math
 import resource
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,17 +22,16 @@ import torch
 from torch.func import vmap
 from tqdm.auto import tqdm
 
-from . import __version__
-from .directions import Direction, flatten, normalize_direction, orthogonalize, random_directions, unflatten
-from .io import (
-    atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape,
-)
+from . import stage
+from .config import stage_settings
+from .directions import (Direction, TrajectoryPlane, flatten, normalize_direction, orthogonalize,
+                         random_directions, trajectory_plane, unflatten)
+from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
+from .stage import resolve_device
 
 log = logging.getLogger(__name__)
 
-LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 METHODS = ("auto", "vmap", "loop")
-MAX_DIMENSIONS = 4
 MAX_WORK_UNITS = 1000
 
 
@@ -192,28 +192,27 @@ def grid_axes(dimensions: int, resolution: int, extent: float) -> list[np.ndarra
     return [np.linspace(-extent, extent, resolution) for _ in range(dimensions)]
 
 
-def check_settings(settings: dict[str, Any]) -> None:
-    """Errors for settings that must never reach evaluation."""
-    if settings["resolution"] < 3:
-        raise ValueError(f"landscape.resolution must be >= 3, got {settings['resolution']}")
-    dims = settings["dimensions"]
-    if dims < 1 or (dims > MAX_DIMENSIONS and not settings.get("allow_high_dimensions", False)):
-        raise ValueError(f"landscape.dimensions must be 1..{MAX_DIMENSIONS} (got {dims}); set "
-                         "landscape.allow_high_dimensions: true to go beyond 4")
-
-
 def build_directions(
     settings: dict[str, Any],
     params: Direction,
     eigenvectors: list[Direction] | None = None,
+    trajectory: TrajectoryPlane | None = None,
 ) -> list[Direction]:
-    """The landscape's directions from its settings: random, or the top Hessian eigenvectors."""
+    """The landscape's directions from its settings: random, the top Hessian eigenvectors, or
+    the trajectory's principal components (unit norm, orthogonal: absolute units)."""
     dims = settings["dimensions"]
     normalization = settings["normalization"]
     ignore = settings["ignore_bias_and_norm"]
     if settings["directions"] == "random":
         normalization = "filter" if normalization == "auto" else normalization
         return random_directions(params, dims, settings["seed"], normalization, ignore)
+    if settings["directions"] == "trajectory_pca":
+        if trajectory is None:
+            raise ValueError("landscape.directions is 'trajectory_pca' but no trajectory was given")
+        if normalization not in ("auto", "none"):
+            raise ValueError("trajectory_pca directions keep the components' unit norm (the "
+                             "path is projected on them): use normalization auto or none")
+        return trajectory.directions
     if eigenvectors is None:
         raise ValueError("landscape.directions is 'hessian' but no eigenvectors were given")
     if len(eigenvectors) < dims:
@@ -250,16 +249,12 @@ class SerialComm:
 
 def rank_device(comm, setting: str) -> torch.device:
     """CPU, or the GPU `local_rank % n_gpus` of this rank's node when CUDA is present."""
-    if setting == "cpu" or not torch.cuda.is_available():
-        if setting == "cuda":
-            raise RuntimeError("landscape.device is 'cuda' but no CUDA device is available")
-        return torch.device("cpu")
     local_rank = comm.rank
-    if hasattr(comm, "Split_type"):
+    if hasattr(comm, "Split_type") and setting != "cpu" and torch.cuda.is_available():
         from mpi4py import MPI
 
         local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).rank
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return resolve_device(setting, local_rank)
 
 
 def work_units(n_points: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -270,17 +265,32 @@ def work_units(n_points: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(b, min(b + unit, n_points)) for b in range(0, n_points, unit)]
 
 
+@dataclass
+class Plan:
+    """What the ranks evaluate: the evaluator, the grid, and what goes into the file."""
+
+    evaluator: PointEvaluator
+    axes: list[np.ndarray]
+    directions: list[Direction]
+    names: list[str]
+    attrs: dict[str, Any]
+    datasets: dict[str, np.ndarray]
+
+
 def sample_landscape(
     checkpoint_path: str | Path,
     out_path: str | Path,
     settings: dict[str, Any],
     eigenvectors_path: str | Path | None = None,
+    trajectory_path: str | Path | None = None,
     comm=None,
     progress: bool = True,
-    expected_problem: str | None = None,
+    run: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Sample one run's landscape into `out_path` (HDF5), sharing work units across the ranks of
-    `comm` (mpi4py) and resuming from `<out_path>.parts/` after an interruption.
+    `comm` (mpi4py) and resuming from `<out_path>.parts/` after an interruption. `settings` is
+    one entry of the config's `landscapes` (the schema's defaults fill the rest); with `run`, a
+    checkpoint of another run is refused.
 
     Runs that did not train (status other than ok) get a landscape file with status "skipped".
     """
@@ -288,54 +298,88 @@ def sample_landscape(
 
     comm = comm or SerialComm()
     out_path = Path(out_path)
-    check_settings(settings)
+    settings = stage_settings("landscape", settings)
     device = rank_device(comm, settings["device"])
-    problem, model, checkpoint = load_trained(checkpoint_path, device)
-    if expected_problem is not None and checkpoint["problem"] != expected_problem:
-        raise ValueError(f"{checkpoint_path} is a {checkpoint['problem']!r} checkpoint, but this "
-                         f"experiment's problem is {expected_problem!r}")
-    provenance = {
-        "checkpoint": str(checkpoint_path), "checkpoint_hash": checkpoint["hash"],
-        "config_hash": checkpoint["config_hash"], "problem": checkpoint["problem"],
-        "run": checkpoint["run_config"], "code_version": __version__,
-        "torch_version": torch.__version__,
-    }
-    eigenvectors, skip_reason = None, None
+    problem, model, checkpoint = load_trained(checkpoint_path, device, run)
+    provenance = stage.header(checkpoint_path, checkpoint, settings, device)
+    provenance["run"] = checkpoint["run_config"]
+    plan = _plan(problem, model, checkpoint, settings, provenance, eigenvectors_path,
+                 trajectory_path)
+    if isinstance(plan, str):
+        if comm.rank == 0:
+            empty_axes = [np.zeros(0) for _ in range(settings["dimensions"])]
+            write_landscape(out_path, np.zeros((0,) * settings["dimensions"]), empty_axes,
+                            stage.skipped(plan, {"settings": settings, "provenance": provenance}))
+        comm.Barrier()
+        return {"status": "skipped", "message": plan}
+    loss, result = _evaluate_shared(plan, out_path, settings, comm)
+    if comm.rank == 0:
+        direction_arrays = {f"d{i}": flatten(d, plan.names).cpu().numpy()
+                            for i, d in enumerate(plan.directions)}
+        write_landscape(out_path, loss, plan.axes,
+                        {**plan.attrs, "status": "ok", "method": result["method"],
+                         "chunk_size": result["chunk_size"], "parameter_names": plan.names},
+                        directions=direction_arrays, datasets=plan.datasets)
+        result["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
+        log.info("landscape %s: %d points (%d computed now) in %.1f s on %d rank(s), %s",
+                 out_path, loss.size, result["points_computed"], result["seconds"], comm.size,
+                 {k: result[k] for k in ("method", "chunk_size")})
+    comm.Barrier()
+    return result
+
+
+def _plan(problem, model, checkpoint: dict, settings: dict[str, Any], provenance: dict[str, Any],
+          eigenvectors_path, trajectory_path) -> Plan | str:
+    """The evaluation plan of one landscape, or the reason it is skipped (an unfinished run)."""
     if checkpoint["status"] != "ok":
-        skip_reason = f"training status is {checkpoint['status']!r}"
-    elif settings["directions"] == "hessian":
+        return f"training status is {checkpoint['status']!r}"
+    loss_fn, params = problem.loss_function(model)
+    eigenvectors, trajectory, datasets = None, None, {}
+    extra_attrs: dict[str, Any] = {}
+    if settings["directions"] == "hessian":
         from .hessian import SkippedHessian, load_eigenvectors
 
         if eigenvectors_path is None:
             raise ValueError("landscape.directions is 'hessian': an eigenvectors file is needed")
         try:
-            _, eigenvectors = load_eigenvectors(eigenvectors_path)
-            provenance["eigenvectors"] = str(eigenvectors_path)
-            provenance["eigenvectors_sha256"] = file_sha256(eigenvectors_path)
+            _, eigenvectors = load_eigenvectors(eigenvectors_path, checkpoint["hash"])
         except SkippedHessian as skipped:
-            skip_reason = str(skipped)
-    attrs = {"settings": settings, "provenance": provenance}
-    if skip_reason is not None:
-        if comm.rank == 0:
-            empty_axes = [np.zeros(0) for _ in range(settings["dimensions"])]
-            write_landscape(out_path, np.zeros((0,) * settings["dimensions"]), empty_axes,
-                            {**attrs, "status": "skipped", "message": skip_reason})
-        comm.Barrier()
-        return {"status": "skipped", "message": skip_reason}
+            return str(skipped)
+        provenance.update(eigenvectors=str(eigenvectors_path),
+                          eigenvectors_sha256=file_sha256(eigenvectors_path))
+    elif settings["directions"] == "trajectory_pca":
+        if trajectory_path is None:
+            raise ValueError("landscape.directions is 'trajectory_pca': a trajectory file is needed")
+        trajectory = trajectory_plane(trajectory_path, params, settings["dimensions"],
+                                      checkpoint["hash"])
+        provenance.update(trajectory=str(trajectory_path),
+                          trajectory_sha256=file_sha256(trajectory_path))
+        datasets = {"trajectory": trajectory.coordinates,
+                    "trajectory_steps": trajectory.steps}
+        extra_attrs["explained_variance_ratio"] = trajectory.explained_variance_ratio.tolist()
+    directions = build_directions(settings, params, eigenvectors, trajectory)
+    extent = settings["extent"]
+    if extent == "auto":
+        extent = 1.2 * float(np.abs(trajectory.coordinates).max())
+        extra_attrs["extent"] = extent
+    axes = grid_axes(settings["dimensions"], settings["resolution"], extent)
+    attrs = {"settings": settings, "provenance": provenance, **extra_attrs}
+    return Plan(PointEvaluator(loss_fn, params, directions), axes, directions, list(params),
+                attrs, datasets)
 
-    loss_fn, params = problem.loss_function(model)
-    directions = build_directions(settings, params, eigenvectors)
-    axes = grid_axes(settings["dimensions"], settings["resolution"], settings["extent"])
-    coefficients = grid_coefficients(axes)
-    evaluator = PointEvaluator(loss_fn, params, directions)
+
+def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
+                     ) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Every grid point's loss, the work units shared by the ranks and persisted one by one in
+    `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere."""
+    coefficients = grid_coefficients(plan.axes)
     parts = out_path.with_name(out_path.name + ".parts")
-    key = config_hash({"settings": settings, "provenance": provenance})
-
-    plan = None
+    key = config_hash({"settings": settings, "provenance": plan.attrs["provenance"]})
+    evaluation = None
     if comm.rank == 0:
-        plan = _load_or_make_plan(parts, key, evaluator, coefficients, settings)
-    plan = comm.bcast(plan, root=0)
-    units = work_units(len(coefficients), plan["chunk_size"])
+        evaluation = _load_or_make_plan(parts, key, plan.evaluator, coefficients, settings)
+    evaluation = comm.bcast(evaluation, root=0)
+    units = work_units(len(coefficients), evaluation["chunk_size"])
     missing = [i for i, _ in enumerate(units) if not (parts / f"unit_{i:05d}.npy").exists()]
     missing = comm.bcast(missing if comm.rank == 0 else None, root=0)
     mine = missing[comm.rank :: comm.size]
@@ -345,7 +389,8 @@ def sample_landscape(
               initial=(len(units) - len(missing)) * (units[0][1] - units[0][0])) as bar:
         for index in mine:
             begin, end = units[index]
-            losses = evaluator(coefficients[begin:end], plan["method"], plan["chunk_size"])
+            losses = plan.evaluator(coefficients[begin:end], evaluation["method"],
+                                    evaluation["chunk_size"])
             with atomic_path(parts / f"unit_{index:05d}.npy") as tmp:
                 with open(tmp, "wb") as handle:
                     np.save(handle, losses)
@@ -354,22 +399,14 @@ def sample_landscape(
     computed = comm.allreduce(sum(units[i][1] - units[i][0] for i in mine))
     comm.Barrier()
     result = {"status": "ok", "points_computed": computed, "seconds": seconds,
-              "method": plan["method"], "chunk_size": plan["chunk_size"], "ranks": comm.size}
+              "method": evaluation["method"], "chunk_size": evaluation["chunk_size"],
+              "ranks": comm.size}
+    loss = None
     if comm.rank == 0:
         loss = np.concatenate([np.load(parts / f"unit_{i:05d}.npy") for i in range(len(units))])
-        loss = loss.reshape([len(a) for a in axes])
-        direction_arrays = {f"d{i}": flatten(d, list(params)).cpu().numpy()
-                            for i, d in enumerate(directions)}
-        write_landscape(out_path, loss, axes,
-                        {**attrs, "status": "ok", "method": plan["method"],
-                         "chunk_size": plan["chunk_size"], "parameter_names": list(params)},
-                        directions=direction_arrays)
+        loss = loss.reshape([len(a) for a in plan.axes])
         shutil.rmtree(parts)
-        result["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
-        log.info("landscape %s: %d points (%d computed now) in %.1f s on %d rank(s), %s",
-                 out_path, len(coefficients), computed, seconds, comm.size, plan)
-    comm.Barrier()
-    return result
+    return loss, result
 
 
 def _load_or_make_plan(parts: Path, key: str, evaluator: PointEvaluator,

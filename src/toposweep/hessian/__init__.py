@@ -18,7 +18,6 @@ from .engine import (
     unflatten,
 )
 from .stage import (
-    DEFAULT_SETTINGS,
     SkippedHessian,
     hessian_of_checkpoint,
     load_eigenvectors,
@@ -28,6 +27,6 @@ from .stage import (
 __all__ = [
     "Eigenpairs", "HessianOperator", "LanczosRun", "NonFiniteLoss", "SpectralDensity",
     "broadened_density", "default_batch_size", "hessian_operator", "hutchinson_trace", "hvp",
-    "lanczos", "DEFAULT_SETTINGS", "SkippedHessian", "hessian_of_checkpoint",
+    "lanczos", "SkippedHessian", "hessian_of_checkpoint",
     "load_eigenvectors", "save_eigenvectors", "spectral_density", "top_eigenpairs", "trace_samples", "unflatten",
 ]

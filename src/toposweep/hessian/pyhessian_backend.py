@@ -2,8 +2,8 @@
 
 PyHessian 0.1 calls `torch.eig`, removed in torch 2: `pyhessian_shim()` supplies it (through
 `torch.linalg.eigh`: PyHessian only decomposes symmetric tridiagonal matrices) and counts HVPs.
-Its API is `criterion(model(inputs), targets)`: classification problems (with an
-`evaluation_batch`) use it as is; any other loss (the PINN's differentiates the network with
+Its API is `criterion(model(inputs), targets)`: problems that have that form say so in
+`Problem.pyhessian_inputs` (the classifiers); any other loss (the PINN's differentiates the network with
 respect to its inputs) goes through `LossAsModule`, whose forward returns the seam's loss.
 Parameters that get no gradient crash PyHessian's HVP; they are frozen while it runs (their
 Hessian rows are zero) and get zeros in the eigenvectors. What PyHessian does differently:
@@ -78,12 +78,10 @@ def pyhessian_shim() -> Iterator[HVPCounter]:
             del torch.eig
 
 
-def pyhessian_inputs(problem: Any, model: nn.Module, loss_fn: LossFunction
-                     ) -> tuple[nn.Module, Callable, tuple[torch.Tensor, torch.Tensor]]:
-    """(model, criterion, data) for PyHessian: the classification form where the problem has an
-    evaluation batch (same loss as the seam's), else the seam's loss wrapped as a module."""
-    if hasattr(problem, "evaluation_batch"):
-        return model, nn.functional.cross_entropy, problem.evaluation_batch()
+def loss_as_pyhessian_inputs(model: nn.Module, loss_fn: LossFunction
+                             ) -> tuple[nn.Module, Callable, tuple[torch.Tensor, torch.Tensor]]:
+    """(module, criterion, data) for PyHessian from any seam loss: the loss wrapped as a module
+    whose output is the loss (Problem.pyhessian_inputs' default; classifiers give their batch)."""
     device = next(model.parameters()).device
     placeholder = torch.zeros(1, device=device)
     return LossAsModule(model, loss_fn), output_is_loss, (placeholder, placeholder)

@@ -9,7 +9,6 @@ largest-magnitude entry positive.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,9 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
-from ..io import atomic_path, load_checkpoint, read_json, write_csv, write_json
-from ..training import METRICS, load_trained, resolve_device
+from .. import stage
+from ..config import stage_settings
+from ..io import atomic_path, write_csv, write_json
+from ..layout import HessianFiles
+from ..stage import resolve_device
+from ..training import load_trained
 from .engine import (
     Eigenpairs,
     HessianOperator,
@@ -36,92 +38,47 @@ from .engine import (
 
 log = logging.getLogger(__name__)
 
-HESSIAN_JSON = "hessian.json"
-EIGENVECTORS = "eigenvectors.pt"
-DENSITY_CSV = "density.csv"
-BACKENDS = ("native", "pyhessian")
 PYHESSIAN_TRACE_TOL = 1e-3  # PyHessian 0.1's default relative-change stop of trace()
-
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "k": 4,
-    "which": "LA",
-    "tol": 1e-4,
-    "max_iter": 100,
-    "trace_probes": 100,
-    "trace_deflation": True,
-    "density_runs": 4,
-    "density_steps": 50,
-    "density_points": 1000,
-    "density_sigma": None,
-    "probe_batch": None,
-    "backend": "native",
-    "device": "auto",
-    "seed": 0,
-}
 
 
 class SkippedHessian(ValueError):
     """An eigenvectors file of a run the Hessian stage skipped (diverged or non-finite loss)."""
 
 
-def resolve_settings(**settings: Any) -> dict[str, Any]:
-    """The stage's settings with defaults filled in; unknown keys are an error."""
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown hessian settings {unknown}; allowed: {sorted(DEFAULT_SETTINGS)}")
-    resolved = {**DEFAULT_SETTINGS, **settings}
-    if resolved["backend"] not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {resolved['backend']!r}")
-    return resolved
-
-
-def run_status(checkpoint_path: Path, checkpoint: dict[str, Any]) -> tuple[str, str]:
-    """(status, message) from train_metrics.json beside the checkpoint, else the checkpoint."""
-    metrics_path = checkpoint_path.parent / METRICS
-    if metrics_path.exists():
-        metrics = read_json(metrics_path)
-        return metrics.get("status", "ok"), metrics.get("message", "")
-    return checkpoint.get("status", "ok"), ""
-
-
-def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
+def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, files: HessianFiles | str | Path,
+                          run: dict[str, Any] | None = None,
+                          train_metrics: str | os.PathLike | None = None,
                           **settings: Any) -> dict[str, Any]:
     """The workflow's Hessian step: top-k eigenpairs, trace and spectral density of a trained
     run's loss (the problem's `loss_function` at the checkpoint's parameters), written to
-    `out_dir` as density.csv, eigenvectors.pt and hessian.json (last; each atomically).
+    `files` (or one folder) as density.csv, eigenvectors.pt and hessian.json (last; each
+    atomically). With `run`, a checkpoint of another run is refused; `settings` are the
+    config's `hessian` section (the schema's defaults fill the rest).
 
     A run whose training status is not "ok", or whose loss or gradient is not finite at the
     trained parameters, gets the three files with status "skipped" and a message, no numbers.
     Returns hessian.json's content.
     """
     started = time.perf_counter()
-    settings = resolve_settings(**settings)
-    checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
+    settings = stage_settings("hessian", settings)
+    files = files if isinstance(files, HessianFiles) else HessianFiles.in_dir(files)
     device = resolve_device(settings["device"])
-    problem, model, checkpoint = load_trained(checkpoint_path, device)
-    run = checkpoint["run_config"]
+    problem, model, checkpoint = load_trained(checkpoint_path, device, run)
     names = [name for name, _ in model.named_parameters()]
     shapes = [list(p.shape) for _, p in model.named_parameters()]
-    n_params = sum(p.numel() for p in model.parameters())
-    header = {
-        "experiment": run.get("experiment"), "point": run.get("point"), "seed": run.get("seed"),
-        "problem": checkpoint["problem"], "n_params": n_params,
-        "checkpoint": str(checkpoint_path), "checkpoint_hash": checkpoint["hash"],
-        "config_hash": checkpoint["config_hash"], "settings": settings,
-        "device": str(device), "dtype": str(next(model.parameters()).dtype),
-        "torch_threads": torch.get_num_threads(), "toposweep_version": __version__,
-        "torch_version": torch.__version__,
-    }
-    skipped = dict(names=names, shapes=shapes, checkpoint_hash=checkpoint["hash"],
-                   header=header, out_dir=out_dir)
-    status, message = run_status(checkpoint_path, checkpoint)
+    record = {**stage.header(checkpoint_path, checkpoint, settings, device),
+              "n_params": sum(p.numel() for p in model.parameters()),
+              "dtype": str(next(model.parameters()).dtype)}
+    skip = dict(names=names, shapes=shapes, checkpoint_hash=checkpoint["hash"], record=record,
+                files=files)
+    status, message = stage.training_status(train_metrics, checkpoint)
     if status != "ok":
-        return write_skipped(f"training status is {status!r}: {message}".rstrip(": "), **skipped)
+        return write_skipped(f"training status is {status!r}: {message}".rstrip(": "), **skip)
     loss_fn, params = problem.loss_function(model)
     try:
         operator = HessianOperator(loss_fn, params, batch_size=settings["probe_batch"])
     except NonFiniteLoss as error:
-        return write_skipped(f"{error} (the trained parameters)", **skipped)
+        return write_skipped(f"{error} (the trained parameters)", **skip)
     if settings["backend"] == "pyhessian":
         result = _pyhessian_metrics(problem, model, loss_fn, settings)
     else:
@@ -130,14 +87,14 @@ def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.
     density = result.pop("density_table")
     result["wall_time_s"]["total"] = time.perf_counter() - started
     summary = {
-        "status": "ok", "message": "", **header,
+        "status": "ok", "message": "", **record,
         "loss": operator.loss, "gradient_norm": float(torch.linalg.vector_norm(operator.gradient)),
         "unused_parameters": operator.unused, **result,
     }
-    write_csv(out_dir / DENSITY_CSV, density)
-    save_eigenvectors(out_dir / EIGENVECTORS, "ok", eigenpairs.eigenvalues,
+    write_csv(files.density, density)
+    save_eigenvectors(files.eigenvectors, "ok", eigenpairs.eigenvalues,
                       eigenpairs.eigenvectors.detach().cpu(), names, shapes, checkpoint["hash"])
-    write_json(out_dir / HESSIAN_JSON, summary)
+    write_json(files.hessian, summary)
     log.info("%s: top eigenvalues %s, trace %.4g ± %.2g in %.1f s", checkpoint_path,
              summary["eigenvalues"], summary["trace"], summary["trace_standard_error"],
              result["wall_time_s"]["total"])
@@ -178,12 +135,12 @@ def _native_metrics(operator: HessianOperator, s: dict[str, Any]) -> dict[str, A
 
 def _pyhessian_metrics(problem: Any, model: torch.nn.Module, loss_fn: Any, s: dict[str, Any]
                        ) -> dict[str, Any]:
-    from .pyhessian_backend import PyHessianBackend, pyhessian_inputs
+    from .pyhessian_backend import PyHessianBackend
 
     if s["which"] != "LM":
         log.warning("backend pyhessian computes the largest-magnitude eigenvalues (power "
                     "iteration): which=%s is reported as LM", s["which"])
-    with PyHessianBackend(*pyhessian_inputs(problem, model, loss_fn)) as backend:
+    with PyHessianBackend(*problem.pyhessian_inputs(model, loss_fn)) as backend:
         timer, before = time.perf_counter(), backend.hvp_count
         eigenpairs = backend.eigenpairs(s["k"], s["max_iter"], s["tol"], s["seed"])
         eigen_seconds, eigen_hvp = time.perf_counter() - timer, backend.hvp_count - before
@@ -218,20 +175,20 @@ def _eigen_summary(eigenpairs: Eigenpairs) -> dict[str, Any]:
 
 
 def _density_summary(nodes: np.ndarray, weights: np.ndarray, sigma: float) -> dict[str, Any]:
-    return {"density": {"file": DENSITY_CSV, "sigma": sigma, "ritz_values": nodes.tolist(),
+    return {"density": {"file": HessianFiles.density, "sigma": sigma, "ritz_values": nodes.tolist(),
                         "weights": weights.tolist()}}
 
 
 def write_skipped(reason: str, names: list[str], shapes: list[list[int]], checkpoint_hash: str,
-                  header: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+                  record: dict[str, Any], files: HessianFiles) -> dict[str, Any]:
     """The three files for a run without a Hessian: status "skipped" and why, no numbers."""
     log.warning("skipped: %s", reason)
-    summary = {"status": "skipped", "message": reason, **header}
-    write_csv(out_dir / DENSITY_CSV, pd.DataFrame({"eigenvalue": [], "density": []}))
-    save_eigenvectors(out_dir / EIGENVECTORS, "skipped", torch.zeros(0, dtype=torch.float64),
+    summary = stage.skipped(reason, record)
+    write_csv(files.density, pd.DataFrame({"eigenvalue": [], "density": []}))
+    save_eigenvectors(files.eigenvectors, "skipped", torch.zeros(0, dtype=torch.float64),
                       torch.zeros((0, sum(math.prod(s) for s in shapes))), names, shapes,
                       checkpoint_hash)
-    write_json(out_dir / HESSIAN_JSON, summary)
+    write_json(files.hessian, summary)
     return summary
 
 

@@ -1,24 +1,41 @@
-"""The Problem seam: every model family builds, trains, evaluates, and exposes a pure loss."""
+"""The Problem seam: every model family builds, trains, evaluates, exposes a pure loss, and
+declares what the workflow needs to know about it (settings, sweepable keys, metrics, figures).
+
+This module and the built-in problems import torch only on first use (lazy_loader), so validating
+a configuration (`snakemake -n`) reads every declaration without importing torch.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+import lazy_loader
 import numpy as np
-import torch
-from torch import nn
+import yaml
 from tqdm.auto import tqdm
 
 from ..io import atomic_path
 
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+torch = lazy_loader.load("torch")  # imported on first use
+
 log = logging.getLogger(__name__)
 
-LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+LossFunction = Callable[[dict[str, "Tensor"]], "Tensor"]
+RUN_PANEL_PLOTS = ("field", "segmentation", "scatter")
+
+
+def settings_from_yaml(text: str) -> dict[str, dict[str, Any]]:
+    """A `settings_schema` written as YAML (one flow mapping per setting reads like a table)."""
+    return yaml.safe_load(textwrap.dedent(text))
 
 
 class Diverged(RuntimeError):
@@ -30,7 +47,7 @@ class Diverged(RuntimeError):
         self.value = value
 
 
-def check_finite(loss: torch.Tensor, step: int) -> float:
+def check_finite(loss: "Tensor", step: int) -> float:
     """Return the loss as a float, or raise Diverged if it is NaN or infinite."""
     value = float(loss.detach())
     if not math.isfinite(value):
@@ -40,24 +57,77 @@ def check_finite(loss: torch.Tensor, step: int) -> float:
 
 @dataclass
 class TrainingCurve:
-    """Rows of the per-step training curve (one dict per optimizer step or loss evaluation)."""
+    """Rows of the per-step training curve (one dict per optimizer step or loss evaluation), and
+    the parameter snapshots of the optimiser's trajectory when the experiment asks for them
+    (`snapshots: {every: N, unit: epoch | step}`; the initial weights are always the first)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_every: int | None = None
+    snapshot_unit: str = "epoch"
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    epochs: int = 0
 
     def record(self, **values: Any) -> None:
         self.rows.append(values)
 
+    def start(self, model: "nn.Module") -> None:
+        """Called once before training: the trajectory's first point."""
+        if self.snapshot_every is not None and not self.snapshots:
+            self._snapshot(model)
+
+    def end_step(self, model: "nn.Module") -> None:
+        """Called after every optimizer step (or loss evaluation of a full-batch optimiser)."""
+        self.steps += 1
+        if self.snapshot_unit == "step":
+            self._maybe_snapshot(model, self.steps)
+
+    def end_epoch(self, model: "nn.Module") -> None:
+        """Called after every epoch of mini-batch training."""
+        self.epochs += 1
+        if self.snapshot_unit == "epoch":
+            self._maybe_snapshot(model, self.epochs)
+
+    def _maybe_snapshot(self, model: "nn.Module", count: int) -> None:
+        if self.snapshot_every is not None and count % self.snapshot_every == 0:
+            self._snapshot(model)
+
+    def _snapshot(self, model: "nn.Module") -> None:
+        flat = torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()]).clone()
+        self.snapshots.append({"step": self.steps, "epoch": self.epochs, "parameters": flat})
+
 
 class Problem(ABC):
-    """One model family. Subclasses take the run's resolved settings and seed.
+    """One model family: builds, trains and evaluates a model and gives its loss as a pure
+    function of the parameters. Subclasses take the run's resolved settings and seed.
 
-    Stages after training use only `build_model`, `loss_function` and the checkpoint, so a new
-    problem needs one module and its schema entry, nothing else.
+    A problem also declares what the workflow needs about it, as class attributes: the
+    workflow assembles its config schema from them, and stages and figures read them, so a
+    new problem is this one class (in the package, or the user's own file named in the config
+    as `path/to/file.py:Class` or `package.module:Class`) and nothing else.
     """
 
+    #: Name in tables and titles.
     name: ClassVar[str]
+    #: JSON-Schema `properties` of the experiment's `settings`: every key with a `default` and a
+    #: `description`. The workflow adds `device` (auto, cpu, cuda) to every problem.
+    settings_schema: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Settings that may be swept in the experiment's `grid`.
+    sweepable: ClassVar[tuple[str, ...]] = ()
+    #: The main test metric (a key of `evaluate`'s result): heat maps and captions show it.
+    test_metric: ClassVar[str | None] = None
+    #: Readable names of its metrics and settings for tables and figures.
+    metric_labels: ClassVar[dict[str, str]] = {}
+    #: Short names of swept settings in figure titles (e.g. beta -> β).
+    short_labels: ClassVar[dict[str, str]] = {}
+    #: What the per-run panel draws from `predictions` (one of RUN_PANEL_PLOTS, or None):
+    #: "field" (x, t, u_pred, u_exact), "segmentation" (segmentation_images, _masks,
+    #: _predicted, class_names) or "scatter" (y_true, y_pred).
+    run_panel_plot: ClassVar[str | None] = None
+    #: Whether training runs in epochs (snapshots `unit: epoch` needs it).
+    has_epochs: ClassVar[bool] = True
 
-    def __init__(self, settings: dict[str, Any], seed: int, device: torch.device | str = "cpu"):
+    def __init__(self, settings: dict[str, Any], seed: int, device: Any = "cpu"):
         self.settings = dict(settings)
         self.seed = int(seed)
         self.device = torch.device(device)
@@ -66,6 +136,34 @@ class Problem(ABC):
     def settings_errors(cls, settings: dict[str, Any]) -> list[tuple[str, str]]:
         """(key, message) for settings that conflict with each other; checked before any job."""
         return []
+
+    @classmethod
+    def declaration_errors(cls) -> list[str]:
+        """What is wrong with the class's declarations (checked when a config names it)."""
+        errors = []
+        if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+            errors.append("`name` must be a non-empty string")
+        if not isinstance(cls.settings_schema, dict):
+            return errors + ["`settings_schema` must be a mapping of setting name -> JSON Schema"]
+        for key, schema in cls.settings_schema.items():
+            if not isinstance(schema, dict) or "default" not in schema:
+                errors.append(f"settings_schema.{key} needs a `default`")
+        if "device" in cls.settings_schema:
+            errors.append("settings_schema.device: the workflow adds `device` to every problem")
+        unknown = [key for key in cls.sweepable if key not in cls.settings_schema]
+        if unknown:
+            errors.append(f"sweepable names {unknown}, which are not in settings_schema")
+        if cls.run_panel_plot not in (None, *RUN_PANEL_PLOTS):
+            errors.append(f"run_panel_plot must be one of {RUN_PANEL_PLOTS} or None, got "
+                          f"{cls.run_panel_plot!r}")
+        return errors
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The declarations the figures need, as JSON (figure jobs never import the problem)."""
+        return {"name": cls.name, "test_metric": cls.test_metric,
+                "metric_labels": dict(cls.metric_labels), "short_labels": dict(cls.short_labels),
+                "run_panel_plot": cls.run_panel_plot}
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -91,8 +189,16 @@ class Problem(ABC):
         parameter dict (torch.func-friendly), and the model's current parameters."""
 
     def predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
-        """Arrays saved for later figures (e.g. the PINN's predicted field)."""
+        """Arrays saved for later figures (see `run_panel_plot`)."""
         return {}
+
+    def pyhessian_inputs(self, model: nn.Module, loss_fn: LossFunction) -> tuple[Any, Any, Any]:
+        """(module, criterion, (inputs, targets)) for `hessian.backend: pyhessian`, which takes
+        `criterion(module(inputs), targets)`. By default the seam's loss wrapped as a module,
+        which is exact for any problem; classifiers override it with their plain batch."""
+        from ..hessian.pyhessian_backend import loss_as_pyhessian_inputs
+
+        return loss_as_pyhessian_inputs(model, loss_fn)
 
 
 def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
@@ -136,7 +242,7 @@ def train_epochs(
     generator = torch.Generator().manual_seed(seed)
     start_epoch, step = 0, 0
     if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
         if state["key"] == state_key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -144,6 +250,8 @@ def train_epochs(
                 schedule.load_state_dict(state["schedule"])
             generator.set_state(state["generator"])
             curve.rows[:] = state["curve"]
+            curve.snapshots[:] = state.get("snapshots", [])
+            curve.steps, curve.epochs = state["step"], state["epoch"]
             start_epoch, step = state["epoch"], state["step"]
             log.info("resumed from %s at epoch %d", resume_path, start_epoch)
         else:
@@ -161,13 +269,16 @@ def train_epochs(
             optimizer.step()
             curve.record(step=step, epoch=epoch, lr=optimizer.param_groups[0]["lr"], loss=value,
                          **extra)
+            curve.end_step(model)
             step += 1
         if schedule is not None:
             schedule.step()
+        curve.end_epoch(model)
         epoch_bar.set_postfix(loss=f"{value:.3g}")
         if resume_path is not None:
             with atomic_path(resume_path) as tmp:
                 torch.save({"key": state_key, "epoch": epoch + 1, "step": step,
                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict() if schedule is not None else None,
-                            "generator": generator.get_state(), "curve": curve.rows}, tmp)
+                            "generator": generator.get_state(), "curve": curve.rows,
+                            "snapshots": curve.snapshots}, tmp)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+import lazy_loader
 import numpy as np
-import torch
-from torch import nn
-from torch.func import functional_call, jvp
 from tqdm.auto import tqdm
 
-from .base import Problem, TrainingCurve, check_finite, detached_parameters
+from .base import Problem, TrainingCurve, check_finite, detached_parameters, settings_from_yaml
 
-FieldFunction = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    from torch import nn
+
+torch = lazy_loader.load("torch")  # imported on first use: validating a config needs no torch
+
+FieldFunction = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 def convection_mlp(hidden_layers: int = 4, hidden_width: int = 50) -> nn.Sequential:
     """(x, t) -> hidden tanh layers -> u; default nn.Linear initialisation, as the reference."""
+    nn = torch.nn
     layers: list[nn.Module] = []
     width_in = 2
     for _ in range(hidden_layers):
@@ -32,7 +36,7 @@ def convection_residual(u: FieldFunction, points: torch.Tensor, beta: float) -> 
     """f = u_t + beta u_x at `points` (rows (x, t)), as one forward-mode derivative of u along
     (beta, 1): exact, and composable with grad, vmap and HVPs (unlike nested autograd.grad)."""
     direction = points.new_tensor([beta, 1.0]).expand_as(points)
-    _, derivative = jvp(u, (points,), (direction,))
+    _, derivative = torch.func.jvp(u, (points,), (direction,))
     return derivative
 
 
@@ -44,8 +48,31 @@ class PinnConvection(Problem):
     """Full-batch PINN training on the reference's 256 x 100 grid with N_f collocation points."""
 
     name = "pinn_convection"
+    settings_schema = settings_from_yaml("""
+      beta: {description: "Wave speed of u_t + beta u_x = 0.", type: number, minimum: 0, default: 1.0}
+      x_points: {description: "Grid points in x over [0, 2 pi) (endpoint excluded).", type: integer, minimum: 2, default: 256}
+      t_points: {description: "Grid points in t over [0, 1].", type: integer, minimum: 2, default: 100}
+      n_collocation: {description: "Interior collocation points N_f.", type: integer, minimum: 1, default: 100}
+      collocation_seed: {description: "Seed of the collocation sample (the reference always uses 0).", type: integer, minimum: 0, default: 0}
+      hidden_layers: {description: "Hidden tanh layers of the MLP.", type: integer, minimum: 1, default: 4}
+      hidden_width: {description: "Units per hidden layer.", type: integer, minimum: 1, default: 50}
+      optimizer: {description: "lbfgs (one full-batch strong-Wolfe step, as the reference) or adam.", enum: [lbfgs, adam], default: lbfgs}
+      lr: {description: "Learning rate.", type: number, exclusiveMinimum: 0, default: 1.0}
+      max_iter: {description: "L-BFGS iteration cap of its single step (it normally stops on its tolerances first), or the number of Adam steps.", type: integer, minimum: 1, default: 15000}
+      history_size: {description: "L-BFGS history.", type: integer, minimum: 1, default: 50}
+      tolerance_grad: {description: "L-BFGS first-order optimality tolerance.", type: number, minimum: 0, default: 1.0e-7}
+      tolerance_change: {description: "L-BFGS tolerance on loss and parameter changes.", type: number, minimum: 0, default: 2.220446049250313e-16}
+    """)
+    sweepable = ("beta", "lr", "optimizer", "max_iter", "n_collocation", "collocation_seed",
+                 "hidden_width", "hidden_layers")
+    test_metric = "test_relative_l2"
+    metric_labels = {"test_relative_l2": "test relative L2 error",
+                     "test_mean_abs_error": "test mean absolute error", "beta": "wave speed β"}
+    short_labels = {"beta": "β"}
+    run_panel_plot = "field"
+    has_epochs = False
 
-    def __init__(self, settings: dict[str, Any], seed: int, device: torch.device | str = "cpu"):
+    def __init__(self, settings: dict[str, Any], seed: int, device: Any = "cpu"):
         super().__init__(settings, seed, device)
         s = self.settings
         self.beta = float(s["beta"])
@@ -113,6 +140,7 @@ class PinnConvection(Problem):
                 terms["loss"].backward()
                 values = {k: float(v.detach()) for k, v in terms.items()}
                 curve.record(step=evaluations, **values)
+                curve.end_step(model)
                 evaluations += 1
                 progress.update()
                 progress.set_postfix(loss=f"{values['loss']:.3g}", refresh=False)
@@ -151,7 +179,7 @@ class PinnConvection(Problem):
         model.eval()
 
         def loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            return self.loss_terms(lambda inputs: functional_call(model, params, (inputs,)))["loss"]
+            return self.loss_terms(lambda inputs: torch.func.functional_call(model, params, (inputs,)))["loss"]
 
         return loss, detached_parameters(model)
 

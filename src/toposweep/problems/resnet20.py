@@ -3,91 +3,58 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import lazy_loader
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call
 
 from ..datasets import ImageData, load_cifar10, load_digits, random_crop_flip
 from ..io import config_hash
 from .base import (Problem, TrainingCurve, check_finite, detached_parameters,
-                   mini_batch_optimizer, seeded_subset, train_epochs)
+                   mini_batch_optimizer, seeded_subset, settings_from_yaml, train_epochs)
 
+if TYPE_CHECKING:
+    from torch import nn
 
-class ShortcutA(nn.Module):
-    """Parameter-free shortcut: stride by subsampling, extra channels zero-padded."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.stride = stride
-        extra = out_channels - in_channels
-        self.padding = (0, 0, 0, 0, extra // 2, extra - extra // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x[:, :, :: self.stride, :: self.stride], self.padding)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            if shortcut == "A":
-                self.shortcut = ShortcutA(in_channels, out_channels, stride)
-            else:
-                self.shortcut = nn.Sequential(
-                    nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                    nn.BatchNorm2d(out_channels),
-                )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNet20(nn.Module):
-    """3x3 conv to w channels, 3 stages of 3 basic blocks at (w, 2w, 4w), global pool, linear."""
-
-    def __init__(self, width: int = 16, shortcut: str = "A", num_classes: int = 10,
-                 in_channels: int = 3, blocks_per_stage: int = 3):
-        super().__init__()
-        if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
-        self.conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(width)
-        stages, channels = [], width
-        for stage, out_channels in enumerate((width, 2 * width, 4 * width)):
-            blocks = []
-            for block in range(blocks_per_stage):
-                stride = 2 if stage > 0 and block == 0 else 1
-                blocks.append(BasicBlock(channels, out_channels, stride, shortcut))
-                channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.head = nn.Linear(channels, num_classes)
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.stages(F.relu(self.bn(self.conv(x))))
-        return self.head(out.mean(dim=(2, 3)))
+torch = lazy_loader.load("torch")  # imported on first use: validating a config needs no torch
 
 
 class ResNet20Classification(Problem):
     """ResNet-20 trained with SGD (momentum, weight decay, step schedule) on CIFAR-10 or digits."""
 
     name = "resnet20"
+    settings_schema = settings_from_yaml("""
+      width: {description: "Channels of the first stage w; stages have (w, 2w, 4w).", type: integer, minimum: 1, default: 16}
+      shortcut: {description: "A = parameter-free zero-padded shortcut, B = 1x1 conv + BN.", enum: [A, B], default: A}
+      dataset: {description: "cifar10 (from data_root) or digits (scikit-learn's 8x8 digits, upsampled).", enum: [cifar10, digits], default: cifar10}
+      data_root: {description: "Folder holding cifar-10-batches-py/.", type: string, default: data}
+      download: {description: "Download CIFAR-10 into data_root if it is missing.", type: boolean, default: false}
+      input_size: {description: "Side of the digits images after bilinear upsampling from 8.", type: integer, minimum: 8, maximum: 64, default: 32}
+      test_fraction: {description: "Held-out fraction of the digits (stratified split).", type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.2}
+      split_seed: {description: "Seed of the digits split and of max_train_samples' subset.", type: integer, minimum: 0, default: 0}
+      max_train_samples: {description: "Train on a fixed subset of this size (null = all).", type: [integer, "null"], minimum: 1, default: null}
+      augment: {description: "Random crop (pad 4) for both datasets, plus horizontal flips for cifar10.", type: boolean, default: true}
+      optimizer: {description: "sgd (momentum, optional Nesterov) or adam.", enum: [sgd, adam], default: sgd}
+      lr: {description: "Initial learning rate.", type: number, exclusiveMinimum: 0, default: 0.1}
+      momentum: {description: "SGD momentum.", type: number, minimum: 0, maximum: 1, default: 0.9}
+      nesterov: {description: "Nesterov momentum (SGD).", type: boolean, default: false}
+      weight_decay: {description: "L2 weight decay.", type: number, minimum: 0, default: 1.0e-4}
+      epochs: {description: "Training epochs.", type: integer, minimum: 1, default: 200}
+      batch_size: {description: "Mini-batch size.", type: integer, minimum: 1, default: 128}
+      milestones: {description: "Epochs at which the learning rate is multiplied by gamma.", type: array, items: {type: integer, minimum: 1}, default: [100, 150]}
+      gamma: {description: "Learning-rate factor at each milestone.", type: number, exclusiveMinimum: 0, maximum: 1, default: 0.1}
+      eval_batch_size: {description: "Batch size of the fixed evaluation batch (landscape and Hessian loss).", type: integer, minimum: 1, default: 128}
+      eval_batches: {description: "Number of such batches.", type: integer, minimum: 1, default: 1}
+      eval_seed: {description: "Seed that picks the evaluation batch from the training set.", type: integer, minimum: 0, default: 0}
+    """)
+    sweepable = ("width", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "epochs",
+                 "shortcut")
+    test_metric = "test_accuracy"
+    metric_labels = {"test_accuracy": "test accuracy", "test_loss": "test loss",
+                     "test_error": "test error", "width": "width w", "lr": "learning rate"}
+    short_labels = {"width": "w"}
 
-    def __init__(self, settings: dict[str, Any], seed: int, device: torch.device | str = "cpu"):
+    def __init__(self, settings: dict[str, Any], seed: int, device: Any = "cpu"):
         super().__init__(settings, seed, device)
         self._data: ImageData | None = None
 
@@ -108,6 +75,8 @@ class ResNet20Classification(Problem):
         return self._data
 
     def build_model(self) -> nn.Module:
+        from ..models.resnet import ResNet20
+
         s = self.settings
         model = ResNet20(s["width"], s["shortcut"], num_classes=10, in_channels=3)
         return model.to(self.device)
@@ -129,7 +98,7 @@ class ResNet20Classification(Problem):
             labels = data.train_labels[index].to(self.device)
             logits = model(images.to(self.device))
             accuracy = float((logits.argmax(1) == labels).float().mean())
-            return F.cross_entropy(logits, labels), {"accuracy": accuracy}
+            return torch.nn.functional.cross_entropy(logits, labels), {"accuracy": accuracy}
 
         train_epochs(model, optimizer, schedule, batch_loss, len(data.train_labels), s["epochs"],
                      s["batch_size"], self.seed, config_hash({"settings": s, "seed": self.seed}),
@@ -138,18 +107,18 @@ class ResNet20Classification(Problem):
         check_finite(torch.tensor(loss), len(curve.rows))
         return {"final_train_loss": loss, "final_train_accuracy": accuracy}
 
-    @torch.no_grad()
     def _loss_accuracy(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                        batch_size: int = 1000) -> tuple[float, float]:
         """Mean cross-entropy and accuracy in eval mode (BatchNorm running statistics)."""
         model.eval()
         total_loss, correct = 0.0, 0
-        for begin in range(0, len(labels), batch_size):
-            x = images[begin : begin + batch_size].to(self.device)
-            y = labels[begin : begin + batch_size].to(self.device)
-            logits = model(x)
-            total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
+        with torch.no_grad():
+            for begin in range(0, len(labels), batch_size):
+                x = images[begin : begin + batch_size].to(self.device)
+                y = labels[begin : begin + batch_size].to(self.device)
+                logits = model(x)
+                total_loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+                correct += int((logits.argmax(1) == y).sum())
         return total_loss / len(labels), correct / len(labels)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -173,15 +142,19 @@ class ResNet20Classification(Problem):
         buffers = {name: b.detach() for name, b in model.named_buffers()}
 
         def loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits = functional_call(model, {**params, **buffers}, (images,))
-            return F.cross_entropy(logits, labels)
+            logits = torch.func.functional_call(model, {**params, **buffers}, (images,))
+            return torch.nn.functional.cross_entropy(logits, labels)
 
         return loss, detached_parameters(model)
 
-    @torch.no_grad()
+    def pyhessian_inputs(self, model: nn.Module, loss_fn):
+        """PyHessian's own classification form: cross-entropy on the evaluation batch."""
+        return model, torch.nn.functional.cross_entropy, self.evaluation_batch()
+
     def predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
         model.eval()
-        predicted = [model(self.data.test_images[i : i + 1000].to(self.device)).argmax(1).cpu()
-                     for i in range(0, len(self.data.test_labels), 1000)]
+        with torch.no_grad():
+            predicted = [model(self.data.test_images[i : i + 1000].to(self.device)).argmax(1).cpu()
+                         for i in range(0, len(self.data.test_labels), 1000)]
         return {"test_labels": self.data.test_labels.numpy(),
                 "test_predicted": torch.cat(predicted).numpy()}

@@ -5,160 +5,21 @@ generated `shapes` set (the landscape-profile paper's UNet-CRF learning-rate stu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import lazy_loader
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call
 
 from ..datasets import (PET_CLASSES, SHAPES_CLASSES, SegmentationData, load_oxford_pet,
                         load_shapes)
 from ..io import config_hash
 from .base import (Problem, TrainingCurve, check_finite, detached_parameters,
-                   mini_batch_optimizer, seeded_subset, train_epochs)
+                   mini_batch_optimizer, seeded_subset, settings_from_yaml, train_epochs)
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def double_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
-    """Two 3x3 convolutions (padding 1), each followed by BatchNorm (optional) and ReLU."""
-    layers: list[nn.Module] = []
-    for channels in (in_channels, out_channels):
-        layers.append(nn.Conv2d(channels, out_channels, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class UNet(nn.Module):
-    """`depth` resolution levels with (w, 2w, 4w, ...) channels: double convolutions, 2x2 max
-    pooling down, 2x2 transposed convolutions up, skip connections by concatenation, and a 1x1
-    convolution to class logits. depth 5, width 64, no BatchNorm is the original network."""
-
-    def __init__(self, in_channels: int = 3, num_classes: int = 3, depth: int = 5, width: int = 32,
-                 batch_norm: bool = True):
-        super().__init__()
-        if depth < 2:
-            raise ValueError(f"UNet depth must be at least 2, got {depth}")
-        channels = [width * 2**level for level in range(depth)]
-        self.encoder = nn.ModuleList(
-            double_conv(previous, current, batch_norm)
-            for previous, current in zip([in_channels, *channels[:-1]], channels)
-        )
-        self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(channels[level + 1], channels[level], 2, stride=2)
-            for level in reversed(range(depth - 1))
-        )
-        self.decoder = nn.ModuleList(
-            double_conv(2 * channels[level], channels[level], batch_norm)
-            for level in reversed(range(depth - 1))
-        )
-        self.head = nn.Conv2d(channels[0], num_classes, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        skips = []
-        x = images
-        for level, block in enumerate(self.encoder):
-            x = block(x if level == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for upsample, block in zip(self.upsample, self.decoder):
-            x = block(torch.cat([skips.pop(), upsample(x)], dim=1))
-        return self.head(x)
-
-
-class MeanFieldCRF(nn.Module):
-    """Mean-field inference of a dense CRF, unrolled for `iterations` steps as layers.
-
-    Each step: messages = w_s (spatial Gaussian * Q) + w_b (bilateral Gaussian * Q), the
-    compatibility transform mu . messages, and Q = softmax(unary logits - mu . messages). Both
-    kernels are truncated to a `window` x `window` neighbourhood (as in ConvCRF, Teichmann and
-    Cipolla 2019) instead of CRF-as-RNN's permutohedral lattice: exact within the window, plain
-    tensor ops that vmap and differentiate twice. Each kernel's spatial part sums to one over the
-    window, so a uniform neighbourhood sends a message of at most 1. The learnable parameters are
-    the kernel weights w_s, w_b and the compatibility mu (initialised to the Potts model 1 - I);
-    mu = 0 makes the layer the identity on the log-probabilities (log_softmax of the logits).
-    Returns log-probabilities (B, C, H, W)."""
-
-    def __init__(self, num_classes: int, iterations: int = 5, window: int = 7,
-                 theta_spatial: float = 3.0, theta_bilateral: float = 5.0, theta_color: float = 0.5):
-        super().__init__()
-        if window < 3 or window % 2 == 0:
-            raise ValueError(f"CRF window must be odd and at least 3, got {window}")
-        self.iterations = iterations
-        self.radius = window // 2
-        self.theta_color = theta_color
-        self.offsets = [(dy, dx) for dy in range(-self.radius, self.radius + 1)
-                        for dx in range(-self.radius, self.radius + 1) if (dy, dx) != (0, 0)]
-        squared = torch.tensor([float(dy * dy + dx * dx) for dy, dx in self.offsets])
-        spatial = torch.exp(-squared / (2 * theta_spatial**2))
-        position = torch.exp(-squared / (2 * theta_bilateral**2))
-        # Settings, not state: fixed by the config, so not in the checkpoint's state_dict.
-        self.register_buffer("spatial_kernel", spatial / spatial.sum(), persistent=False)
-        self.register_buffer("bilateral_position", position / position.sum(), persistent=False)
-        self.spatial_weight = nn.Parameter(torch.ones(1))
-        self.bilateral_weight = nn.Parameter(torch.ones(1))
-        self.compatibility = nn.Parameter(1.0 - torch.eye(num_classes))
-
-    def _shifted(self, padded: torch.Tensor, offset: tuple[int, int], height: int, width: int):
-        dy, dx = offset
-        r = self.radius
-        return padded[..., r + dy : r + dy + height, r + dx : r + dx + width]
-
-    def bilateral_kernel(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, window^2 - 1, H, W): position Gaussian times colour Gaussian per neighbour."""
-        height, width = image.shape[-2:]
-        padded = F.pad(image, (self.radius,) * 4)
-        colour = torch.stack([((image - self._shifted(padded, offset, height, width)) ** 2).sum(-3)
-                              for offset in self.offsets], dim=-3)
-        position = self.bilateral_position.reshape(-1, 1, 1)
-        return position * torch.exp(-colour / (2 * self.theta_color**2))
-
-    def neighbour_kernels(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """w_s spatial + w_b bilateral kernel for each neighbour offset, (B, 1, H, W) each.
-
-        Kept as one tensor per offset (not slices of one stacked tensor): the backward pass of
-        48 slices would materialise 48 full-size gradients; measured 4x faster forward, too."""
-        bilateral = self.bilateral_kernel(image)
-        return [self.spatial_weight * self.spatial_kernel[k]
-                + self.bilateral_weight * bilateral[..., k : k + 1, :, :]
-                for k in range(len(self.offsets))]
-
-    def messages(self, q: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
-        """Kernel-weighted sum over the window of the neighbours' marginals (none outside the
-        image)."""
-        height, width = q.shape[-2:]
-        padded = F.pad(q, (self.radius,) * 4)
-        total = 0
-        for kernel, offset in zip(kernels, self.offsets):
-            total = total + kernel * self._shifted(padded, offset, height, width)
-        return total
-
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        log_q = F.log_softmax(logits, dim=-3)
-        if self.iterations == 0:
-            return log_q
-        kernels = self.neighbour_kernels(image)
-        for _ in range(self.iterations):
-            messages = self.messages(log_q.exp(), kernels)
-            pairwise = torch.einsum("lm,...mhw->...lhw", self.compatibility, messages)
-            log_q = F.log_softmax(logits - pairwise, dim=-3)
-        return log_q
-
-
-class UNetCRF(nn.Module):
-    """UNet logits refined by the CRF layer, which sees the (normalised) image for its bilateral
-    kernel (no CRF: the UNet alone). Returns per-pixel log-probabilities (B, C, H, W)."""
-
-    def __init__(self, unet: UNet, crf: MeanFieldCRF | None):
-        super().__init__()
-        self.unet = unet
-        self.crf = crf
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.unet(images)
-        return F.log_softmax(logits, dim=-3) if self.crf is None else self.crf(logits, images)
+torch = lazy_loader.load("torch")  # imported on first use: validating a config needs no torch
 
 
 class UNetCRFSegmentation(Problem):
@@ -166,8 +27,46 @@ class UNetCRFSegmentation(Problem):
     test metrics pixel accuracy and mean IoU on the held-out split."""
 
     name = "unet_crf"
+    settings_schema = settings_from_yaml("""
+      dataset: {description: "oxford_pet (trimaps: pet / background / border) or shapes (generated ellipses and rectangles on striped backgrounds).", enum: [oxford_pet, shapes], default: oxford_pet}
+      data_root: {description: "Folder holding oxford-iiit-pet/ (images/, annotations/).", type: string, default: data}
+      download: {description: "Download Oxford-IIIT Pet into data_root if it is missing.", type: boolean, default: false}
+      image_size: {description: "Side of the (square) images and masks after resizing.", type: integer, minimum: 8, default: 224}
+      shapes_train_samples: {description: "Training images generated for the shapes dataset.", type: integer, minimum: 1, default: 512}
+      shapes_test_samples: {description: "Held-out images generated for the shapes dataset.", type: integer, minimum: 1, default: 128}
+      split_seed: {description: "Seed of the shapes images and of max_train_samples' subset.", type: integer, minimum: 0, default: 0}
+      max_train_samples: {description: "Train on a fixed subset of this size (null = all).", type: [integer, "null"], minimum: 1, default: null}
+      depth: {description: "Resolution levels of the UNet (depth - 1 poolings).", type: integer, minimum: 2, maximum: 8, default: 5}
+      width: {description: "Channels of the first level w; levels have (w, 2w, 4w, ...).", type: integer, minimum: 1, default: 32}
+      batch_norm: {description: "BatchNorm after every convolution (the landscape and Hessian use its running statistics).", type: boolean, default: true}
+      crf_iterations: {description: "Unrolled mean-field steps of the CRF layer (0 = the UNet alone).", type: integer, minimum: 0, default: 5}
+      crf_window: {description: "Side of the (odd) neighbourhood of the CRF's Gaussian kernels, in pixels.", type: integer, minimum: 3, default: 7}
+      crf_theta_spatial: {description: "Standard deviation of the spatial kernel, in pixels.", type: number, exclusiveMinimum: 0, default: 3.0}
+      crf_theta_bilateral: {description: "Standard deviation of the bilateral kernel's position part, in pixels.", type: number, exclusiveMinimum: 0, default: 5.0}
+      crf_theta_color: {description: "Standard deviation of the bilateral kernel's colour part, in normalised intensity units.", type: number, exclusiveMinimum: 0, default: 0.5}
+      optimizer: {description: "adam or sgd (with momentum).", enum: [adam, sgd], default: adam}
+      lr: {description: "Learning rate (constant).", type: number, exclusiveMinimum: 0, default: 0.001}
+      momentum: {description: "SGD momentum.", type: number, minimum: 0, maximum: 1, default: 0.9}
+      weight_decay: {description: "L2 weight decay.", type: number, minimum: 0, default: 0.0}
+      epochs: {description: "Training epochs.", type: integer, minimum: 1, default: 50}
+      batch_size: {description: "Mini-batch size.", type: integer, minimum: 1, default: 8}
+      augment: {description: "Random horizontal flips of image and mask together.", type: boolean, default: true}
+      eval_batch_size: {description: "Images in the fixed evaluation batch (landscape and Hessian loss).", type: integer, minimum: 1, default: 16}
+      eval_batches: {description: "Number of such batches.", type: integer, minimum: 1, default: 1}
+      eval_seed: {description: "Seed that picks the evaluation batch from the training set.", type: integer, minimum: 0, default: 0}
+      example_images: {description: "Test images saved with their true and predicted masks (predictions.npz) for the run panel.", type: integer, minimum: 0, default: 4}
+    """)
+    sweepable = ("lr", "width", "depth", "optimizer", "batch_size", "epochs", "weight_decay",
+                 "crf_iterations", "image_size")
+    test_metric = "test_mean_iou"
+    metric_labels = {"test_mean_iou": "test mean IoU", "test_pixel_accuracy": "test pixel accuracy",
+                     "test_loss": "test loss",
+                     "final_train_pixel_accuracy": "final training pixel accuracy",
+                     "lr": "learning rate", "width": "width w"}
+    short_labels = {"width": "w"}
+    run_panel_plot = "segmentation"
 
-    def __init__(self, settings: dict[str, Any], seed: int, device: torch.device | str = "cpu"):
+    def __init__(self, settings: dict[str, Any], seed: int, device: Any = "cpu"):
         super().__init__(settings, seed, device)
         self._data: SegmentationData | None = None
 
@@ -206,6 +105,8 @@ class UNetCRFSegmentation(Problem):
         return len(PET_CLASSES if self.settings["dataset"] == "oxford_pet" else SHAPES_CLASSES)
 
     def build_model(self) -> nn.Module:
+        from ..models.unet_crf import MeanFieldCRF, UNet, UNetCRF
+
         s = self.settings
         unet = UNet(3, self.num_classes, s["depth"], s["width"], s["batch_norm"])
         crf = (MeanFieldCRF(self.num_classes, s["crf_iterations"], s["crf_window"],
@@ -233,7 +134,7 @@ class UNetCRFSegmentation(Problem):
             images, masks = self._batch(images, masks)
             log_probabilities = model(images)
             accuracy = float((log_probabilities.argmax(1) == masks).float().mean())
-            return F.nll_loss(log_probabilities, masks), {"pixel_accuracy": accuracy}
+            return torch.nn.functional.nll_loss(log_probabilities, masks), {"pixel_accuracy": accuracy}
 
         train_epochs(model, mini_batch_optimizer(model, s), None, batch_loss, len(data.train_masks),
                      s["epochs"], s["batch_size"], self.seed,
@@ -242,7 +143,6 @@ class UNetCRFSegmentation(Problem):
         check_finite(torch.tensor(loss), len(curve.rows))
         return {"final_train_loss": loss, "final_train_pixel_accuracy": accuracy}
 
-    @torch.no_grad()
     def _scores(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                 batch_size: int = 16) -> tuple[float, float, np.ndarray]:
         """Mean pixel cross-entropy, pixel accuracy and the confusion matrix (rows: true class),
@@ -250,12 +150,15 @@ class UNetCRFSegmentation(Problem):
         model.eval()
         classes = self.num_classes
         total_loss, confusion = 0.0, torch.zeros(classes * classes, dtype=torch.int64)
-        for begin in range(0, len(masks), batch_size):
-            x, y = self._batch(images[begin : begin + batch_size], masks[begin : begin + batch_size])
-            log_probabilities = model(x)
-            total_loss += float(F.nll_loss(log_probabilities, y, reduction="sum"))
-            pairs = (y * classes + log_probabilities.argmax(1)).flatten().cpu()
-            confusion += torch.bincount(pairs, minlength=classes * classes)
+        with torch.no_grad():
+            for begin in range(0, len(masks), batch_size):
+                x, y = self._batch(images[begin : begin + batch_size],
+                                   masks[begin : begin + batch_size])
+                log_probabilities = model(x)
+                total_loss += float(torch.nn.functional.nll_loss(log_probabilities, y,
+                                                                 reduction="sum"))
+                pairs = (y * classes + log_probabilities.argmax(1)).flatten().cpu()
+                confusion += torch.bincount(pairs, minlength=classes * classes)
         confusion_matrix = confusion.reshape(classes, classes).numpy()
         pixels = max(int(confusion_matrix.sum()), 1)
         return total_loss / pixels, float(np.trace(confusion_matrix)) / pixels, confusion_matrix
@@ -281,17 +184,22 @@ class UNetCRFSegmentation(Problem):
         buffers = {name: b.detach() for name, b in model.named_buffers()}
 
         def loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            return F.nll_loss(functional_call(model, {**params, **buffers}, (images,)), masks)
+            log_probabilities = torch.func.functional_call(model, {**params, **buffers}, (images,))
+            return torch.nn.functional.nll_loss(log_probabilities, masks)
 
         return loss, detached_parameters(model)
 
-    @torch.no_grad()
+    def pyhessian_inputs(self, model: nn.Module, loss_fn):
+        """PyHessian's own form: the pixel NLL of the log-probabilities on the evaluation batch."""
+        return model, torch.nn.functional.nll_loss, self.evaluation_batch()
+
     def predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
         """The first `example_images` test images with their true and predicted masks."""
         model.eval()
         count = min(self.settings["example_images"], len(self.data.test_masks))
         images, masks = self.data.test_images[:count], self.data.test_masks[:count]
-        predicted = model(self._batch(images, masks)[0]).argmax(1).cpu()
+        with torch.no_grad():
+            predicted = model(self._batch(images, masks)[0]).argmax(1).cpu()
         return {"segmentation_images": images.numpy(),
                 "segmentation_masks": masks.long().numpy(),
                 "segmentation_predicted": predicted.numpy(),
