@@ -176,12 +176,6 @@ class MergeTree:
         """Finite 0-dimensional (birth, death) pairs, shape (k, 2), sorted by birth then death."""
         return np.column_stack([self.births, self.deaths]).reshape(-1, 2)
 
-    def metrics(self) -> dict[str, Any]:
-        """Topological summary numbers of this (possibly simplified) tree; see topology_metrics."""
-        from toposweep.topology.metrics import tree_metrics
-
-        return tree_metrics(self)
-
     # --- export ----------------------------------------------------------------------------
     def to_dict(self, axes: list[np.ndarray] | None = None) -> dict[str, Any]:
         """JSON-ready nodes and arcs (non-finite values kept, with a `nonfinite` flag)."""
