@@ -82,7 +82,7 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
         merge_tree(field[(slice(0, 3),) * field.ndim])
         return {"seconds": time.perf_counter() - start}
 
-    from toposweep.topology import merge_tree
+    from toposweep.topology import merge_tree, tree_metrics
 
     connectivity = "axis" if kind == "toposweep_axis" else "freudenthal"
     start = time.perf_counter()
@@ -93,7 +93,7 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
     tree = merge_tree(field, connectivity)
     tree_seconds = time.perf_counter() - start
     pairs = tree.pairs
-    metrics = tree.metrics()
+    metrics = tree_metrics(tree)
     seconds = time.perf_counter() - start
     if pairs_path:
         np.save(pairs_path, pairs)

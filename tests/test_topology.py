@@ -22,6 +22,7 @@ from toposweep.topology import (
     persistence_pairs,
     simplify,
     topology_metrics,
+    tree_metrics,
     write_topology_outputs,
 )
 from toposweep.topology.merge_tree import build_merge_tree
@@ -240,7 +241,7 @@ def test_hand_made_1d_profile_has_known_pairs():
         "saddle",
         "root",
     ]
-    metrics = tree.metrics()
+    metrics = tree_metrics(tree)
     assert metrics["avg_persistence"] == pytest.approx((3 + 3 + 3.5) / 3)
     assert metrics["median_persistence"] == 3.0
     assert metrics["max_persistence"] == 3.5
@@ -272,7 +273,7 @@ def test_avg_persistence_ttk_csv_matches_reference_formula_on_hand_example():
     rows = [(b, b) for b, _ in pairs] + pairs  # TTK's CSV: diagonal point + diagram point
     expected = np.mean([abs(y - x) / math.sqrt(2) for x, y in rows])
     assert expected == pytest.approx((3 + 3 + 3.5 + 7) / (2 * math.sqrt(2) * 4))
-    assert tree.metrics()["avg_persistence_ttk_csv"] == pytest.approx(expected, rel=1e-15)
+    assert tree_metrics(tree)["avg_persistence_ttk_csv"] == pytest.approx(expected, rel=1e-15)
 
 
 # --- invariants on random fields ---------------------------------------------------------------
@@ -320,7 +321,7 @@ def test_nonfinite_values_are_ordered_above_finite_and_never_replaced():
     # and the non-finite vertices are swept by index (NaN at 2, inf at 6, -inf at 8)
     np.testing.assert_array_equal(tree.pairs, [[0.0, np.inf], [0.5, np.inf], [3.0, np.inf]])
     assert tree.pair_death_vertex.tolist() == [2, 6, 8]
-    metrics = tree.metrics()
+    metrics = tree_metrics(tree)
     assert metrics["n_nonfinite"] == 3
     assert metrics["n_pairs"] == 0 and metrics["n_pairs_infinite_death"] == 3
     assert metrics["n_minima"] == 4

@@ -8,29 +8,14 @@ parameters. With `none` each direction has unit norm overall: absolute units in 
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
+
+# flatten/unflatten live in toposweep.parameters; imported here, they stay importable from this
+# module (landscape.py and the landscape benchmark use them from here).
+from toposweep.parameters import flatten, unflatten
 
 Direction = dict[str, torch.Tensor]
 NORMALIZATIONS = ("filter", "layer", "none")
-
-
-def flatten(tensors: Direction, names: Sequence[str]) -> torch.Tensor:
-    return torch.cat([tensors[name].reshape(-1) for name in names])
-
-
-def unflatten(flat: torch.Tensor, like: Direction) -> Direction:
-    """Split a flat vector (or a (P, n) batch of them) into tensors shaped like `like`."""
-    out, offset = {}, 0
-    lead = flat.shape[:-1]
-    for name, tensor in like.items():
-        size = tensor.numel()
-        out[name] = flat[..., offset : offset + size].reshape(*lead, *tensor.shape)
-        offset += size
-    if offset != flat.shape[-1]:
-        raise ValueError(f"flat vector has {flat.shape[-1]} entries, parameters have {offset}")
-    return out
 
 
 def normalize_direction(

@@ -8,7 +8,6 @@ from .engine import (
     SpectralDensity,
     broadened_density,
     default_batch_size,
-    hessian_operator,
     hutchinson_trace,
     hvp,
     lanczos,
@@ -26,7 +25,7 @@ from .stage import (
 
 __all__ = [
     "Eigenpairs", "HessianOperator", "LanczosRun", "NonFiniteLoss", "SpectralDensity",
-    "broadened_density", "default_batch_size", "hessian_operator", "hutchinson_trace", "hvp",
+    "broadened_density", "default_batch_size", "hutchinson_trace", "hvp",
     "lanczos", "SkippedHessian", "hessian_of_checkpoint",
     "load_eigenvectors", "save_eigenvectors", "spectral_density", "top_eigenpairs", "trace_samples", "unflatten",
 ]

@@ -23,6 +23,8 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 from tqdm.auto import tqdm
 
+from ..parameters import flatten, unflatten_shapes
+
 LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 # Batched HVPs (vmap over the backward pass) pay off for small models only (measured above).
@@ -90,14 +92,11 @@ class HessianOperator:
         missing = [name for name in self.names if name not in tensors]
         if missing:
             raise ValueError(f"vector dict lacks parameters {missing}")
-        return torch.cat([tensors[name].reshape(-1).to(self.dtype) for name in self.names])
+        return flatten(tensors, self.names, self.dtype)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a flat vector into a dict of parameter-shaped views."""
-        if flat.shape != (self.n_params,):
-            raise ValueError(f"flat vector has shape {tuple(flat.shape)}, expected ({self.n_params},)")
-        pieces = torch.split(flat, self.numels)
-        return {name: piece.view(shape) for name, piece, shape in zip(self.names, pieces, self.shapes)}
+        return unflatten(flat, self.names, self.shapes)
 
     # --- products --------------------------------------------------------------------------
     def matvec(self, vector: torch.Tensor) -> torch.Tensor:
@@ -119,10 +118,8 @@ class HessianOperator:
         if not self._graph:  # the loss is at most linear in the parameters
             return out
         batched = count > 1
-        pieces = torch.split(vectors, self.numels, dim=1)
-        grad_outputs = [pieces[index].reshape((count, *self.shapes[index]) if batched
-                                              else self.shapes[index])
-                        for index, _ in self._graph]
+        as_dict = unflatten_shapes(vectors if batched else vectors[0], self.names, self.shapes)
+        grad_outputs = [as_dict[self.names[index]] for index, _ in self._graph]
         products = torch.autograd.grad([g for _, g in self._graph], self._leaves, grad_outputs,
                                        retain_graph=True, allow_unused=True,
                                        is_grads_batched=batched)
@@ -137,12 +134,6 @@ class HessianOperator:
 def default_batch_size(n_params: int) -> int:
     """Vectors per batched HVP: 16 for models up to 50,000 parameters, else 1 (measured)."""
     return SMALL_MODEL_BATCH if n_params <= SMALL_MODEL_PARAMETERS else 1
-
-
-def hessian_operator(loss_fn: LossFunction, params: dict[str, torch.Tensor],
-                     batch_size: int | None = None) -> HessianOperator:
-    """The Hessian of `loss_fn` at `params` (raises NonFiniteLoss where the loss is NaN/inf)."""
-    return HessianOperator(loss_fn, params, batch_size)
 
 
 def hvp(loss_fn: LossFunction, params: dict[str, torch.Tensor],
@@ -282,12 +273,12 @@ class Eigenpairs:
 
 
 def unflatten(flat: torch.Tensor, names: list[str], shapes: list) -> dict[str, torch.Tensor]:
-    """A flat vector as a dict of parameter-shaped views (parameters in `names` order)."""
-    numels = [math.prod(shape) for shape in shapes]
-    if flat.shape != (sum(numels),):
-        raise ValueError(f"flat vector has shape {tuple(flat.shape)}, expected ({sum(numels)},)")
-    return {name: piece.view(tuple(shape))
-            for name, piece, shape in zip(names, torch.split(flat, numels), shapes)}
+    """One flat vector (not a batch: operators and eigenvectors work on (n,) vectors) as a dict
+    of parameter-shaped views, parameters in `names` order; see `toposweep.parameters`."""
+    n_params = sum(math.prod(shape) for shape in shapes)
+    if flat.shape != (n_params,):
+        raise ValueError(f"flat vector has shape {tuple(flat.shape)}, expected ({n_params},)")
+    return unflatten_shapes(flat, names, shapes)
 
 
 def fix_signs(vectors: torch.Tensor) -> torch.Tensor:

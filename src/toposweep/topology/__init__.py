@@ -1,7 +1,7 @@
 """Topology stage: merge trees, persistence and topological landscape profiles of loss grids."""
 
 from toposweep.topology.merge_tree import CONNECTIVITIES, MergeTree, merge_tree, simplify
-from toposweep.topology.metrics import persistence_pairs, topology_metrics
+from toposweep.topology.metrics import persistence_pairs, topology_metrics, tree_metrics
 from toposweep.topology.profile import Profile, landscape_profile
 from toposweep.topology.outputs import topology_of_landscape_file, write_topology_outputs
 
@@ -15,5 +15,6 @@ __all__ = [
     "simplify",
     "topology_metrics",
     "topology_of_landscape_file",
+    "tree_metrics",
     "write_topology_outputs",
 ]

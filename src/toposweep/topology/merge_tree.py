@@ -176,12 +176,6 @@ class MergeTree:
         """Finite 0-dimensional (birth, death) pairs, shape (k, 2), sorted by birth then death."""
         return np.column_stack([self.births, self.deaths]).reshape(-1, 2)
 
-    def metrics(self) -> dict[str, Any]:
-        """Topological summary numbers of this (possibly simplified) tree; see topology_metrics."""
-        from toposweep.topology.metrics import tree_metrics
-
-        return tree_metrics(self)
-
     # --- export ----------------------------------------------------------------------------
     def to_dict(self, axes: list[np.ndarray] | None = None) -> dict[str, Any]:
         """JSON-ready nodes and arcs (non-finite values kept, with a `nonfinite` flag)."""
@@ -329,34 +323,71 @@ def simplify(
 
 
 def _prune(tree: MergeTree, threshold: float) -> MergeTree:
-    """Remove every branch of persistence < threshold from an existing tree (arc-level work)."""
+    """Remove every branch of persistence < threshold from an existing tree (arc-level work).
+
+    Three passes over arcs, never over the grid: absorb the short branches bottom-up, fill the
+    removed basins up to their saddle, then renumber what survives.
+    """
     if threshold <= tree.threshold:
         return tree
-    key_of = ordering_key(tree.values[tree.node_vertex])  # per node
-    n_arcs, n_nodes = tree.n_arcs, tree.n_nodes
-    redirect = np.full(n_arcs, -1, dtype=np.int64)
-    upper = tree.arc_parent.copy()
-    node_alive = np.ones(n_nodes, dtype=bool)
-    node_type = tree.node_type.copy()
-    removal_level = np.full(n_arcs, -np.inf)  # level a removed arc was flattened to
-    birth_node = np.full(n_arcs, -1, dtype=np.int64)  # the elder minimum of each arc's subtree
-    up_arc = np.full(n_nodes, -1, dtype=np.int64)
-    children: list[list[int]] = [[] for _ in range(n_nodes)]
-    for arc in range(n_arcs):
+    absorbed = _absorb_short_branches(tree, threshold)
+    flattened = _flattened_values(tree, absorbed.redirect, absorbed.removal_level)
+    return _renumbered_tree(tree, threshold, absorbed, flattened)
+
+
+@dataclass(frozen=True)
+class _Absorption:
+    """What `_absorb_short_branches` decided, per arc and per node of the unsimplified tree."""
+
+    redirect: np.ndarray  # arc it was absorbed into (-1: the arc survives)
+    upper: np.ndarray  # upper node of each arc after regular saddles were merged away
+    node_alive: np.ndarray
+    node_type: np.ndarray
+    removal_level: np.ndarray  # level a removed arc was flattened to (-inf: not removed)
+
+
+def _surviving_arc(redirect: np.ndarray, arc: int) -> int:
+    """Follow an arc's redirect chain to the arc it now belongs to (itself if it survives)."""
+    while redirect[arc] >= 0:
+        arc = redirect[arc]
+    return arc
+
+
+def _arc_links(tree: MergeTree) -> tuple[np.ndarray, list[list[int]], np.ndarray]:
+    """(arc above each node, child arcs of each node, minimum each arc starts at or -1).
+
+    The arc lists of the tree only go child → parent; the bottom-up sweep needs both ways.
+    """
+    up_arc = np.full(tree.n_nodes, -1, dtype=np.int64)
+    children: list[list[int]] = [[] for _ in range(tree.n_nodes)]
+    birth_node = np.full(tree.n_arcs, -1, dtype=np.int64)
+    for arc in range(tree.n_arcs):
         up_arc[tree.arc_child[arc]] = arc
         children[tree.arc_parent[arc]].append(arc)
         if tree.node_type[tree.arc_child[arc]] == NODE_MINIMUM:
             birth_node[arc] = tree.arc_child[arc]
+    return up_arc, children, birth_node
 
-    def find(arc: int) -> int:
-        while redirect[arc] >= 0:
-            arc = redirect[arc]
-        return arc
 
-    for node in range(n_nodes):  # node ids follow sweep rank: children before parents
+def _absorb_short_branches(tree: MergeTree, threshold: float) -> _Absorption:
+    """At each saddle, bottom-up, absorb every younger child branch shorter than `threshold`.
+
+    Bottom-up (node ids follow the sweep rank) so that each branch's persistence is measured
+    from the elder minimum of its already simplified subtree (the elder rule). A saddle left
+    with one child becomes regular: the arcs below and above it join.
+    """
+    key_of = ordering_key(tree.values[tree.node_vertex])  # per node
+    redirect = np.full(tree.n_arcs, -1, dtype=np.int64)
+    upper = tree.arc_parent.copy()
+    node_alive = np.ones(tree.n_nodes, dtype=bool)
+    node_type = tree.node_type.copy()
+    removal_level = np.full(tree.n_arcs, -np.inf)
+    # birth_node: the elder minimum of each arc's subtree, updated as the sweep goes up
+    up_arc, children, birth_node = _arc_links(tree)
+    for node in range(tree.n_nodes):  # children before parents
         if tree.node_type[node] != NODE_SADDLE:
             continue
-        child_arcs = [find(arc) for arc in children[node]]
+        child_arcs = [_surviving_arc(redirect, arc) for arc in children[node]]
         # elder: the child whose branch minimum comes first in the sweep (lowest node id)
         elder = min(child_arcs, key=lambda arc: birth_node[arc])
         n_kept = 0
@@ -378,10 +409,20 @@ def _prune(tree: MergeTree, threshold: float) -> MergeTree:
             node_alive[node] = False
         else:  # the saddle was the root (global maximum); now it is a plain root
             node_type[node] = NODE_ROOT
+    return _Absorption(redirect, upper, node_alive, node_type, removal_level)
 
-    # A vertex is flattened to the highest removal level on its arc's redirect chain.
-    flatten_level = np.full(n_arcs, np.nan)
-    for arc in range(n_arcs):
+
+def _flattened_values(
+    tree: MergeTree, redirect: np.ndarray, removal_level: np.ndarray
+) -> np.ndarray:
+    """The values with removed basins filled up to their saddle (TTK-style flattening).
+
+    A vertex is raised to the highest removal level on its arc's redirect chain (a basin absorbed
+    into one that was absorbed in turn fills to the higher saddle), on top of the flattening of
+    an earlier simplification, so simplifying in two steps gives the values of one step.
+    """
+    flatten_level = np.full(tree.n_arcs, np.nan)
+    for arc in range(tree.n_arcs):
         chain = []
         walk = arc
         while redirect[walk] >= 0 and np.isnan(flatten_level[walk]):
@@ -394,17 +435,28 @@ def _prune(tree: MergeTree, threshold: float) -> MergeTree:
         if redirect[arc] < 0:
             flatten_level[arc] = -np.inf
     previous = tree.flattened_values if tree.flattened_values is not None else tree.values
-    flattened = np.maximum(previous, flatten_level[tree.vertex_arc])
+    return np.maximum(previous, flatten_level[tree.vertex_arc])
 
+
+def _renumbered_tree(
+    tree: MergeTree, threshold: float, absorbed: _Absorption, flattened: np.ndarray
+) -> MergeTree:
+    """The simplified tree: surviving nodes and arcs renumbered in order, vertices relabelled.
+
+    Survivors keep their relative order, so node ids stay in sweep rank and arcs children-first:
+    the order `_absorb_short_branches` (on a later simplification) and the profile layout rely on.
+    """
+    redirect, node_alive = absorbed.redirect, absorbed.node_alive
+    n_arcs = tree.n_arcs
     kept_arcs = redirect < 0
     arc_new_id = np.cumsum(kept_arcs) - 1
-    final = np.array([find(arc) for arc in range(n_arcs)], dtype=np.int64)
+    final = np.array([_surviving_arc(redirect, arc) for arc in range(n_arcs)], dtype=np.int64)
     arc_map = arc_new_id[final] if n_arcs else final
     node_new_id = np.cumsum(node_alive) - 1
     vertex_arc = arc_map[tree.vertex_arc]
     n_new_arcs = int(kept_arcs.sum())
     arc_child = node_new_id[tree.arc_child[kept_arcs]]
-    arc_parent = node_new_id[upper[kept_arcs]]
+    arc_parent = node_new_id[absorbed.upper[kept_arcs]]
     pers = tree.persistence
     keep_pair = pers >= threshold
     return MergeTree(
@@ -414,7 +466,7 @@ def _prune(tree: MergeTree, threshold: float) -> MergeTree:
         values=tree.values,
         order=tree.order,
         node_vertex=tree.node_vertex[node_alive],
-        node_type=node_type[node_alive],
+        node_type=absorbed.node_type[node_alive],
         arc_child=arc_child,
         arc_parent=arc_parent,
         arc_size=np.bincount(vertex_arc, minlength=n_new_arcs).astype(np.int64),

@@ -252,6 +252,49 @@ def landscape_profile(
     so many basins that `max_levels_total` would be exceeded, but at least 2), with the exact
     widths there. Trees from `simplify` use their flattened values.
     """
+    heights, value_min, value_max, nonfinite_height = _profile_heights(tree)
+    grouped_heights, run_end = _arc_heights(tree, heights)
+    node_height = heights[tree.node_vertex]
+    lower = node_height[tree.arc_child]
+    upper = node_height[tree.arc_parent]
+    up_arc = np.full(tree.n_nodes, -1, dtype=np.int64)
+    up_arc[tree.arc_child] = np.arange(tree.n_arcs)
+    parent_arc = up_arc[tree.arc_parent]
+    subtree_size, below_size, deepest = _basin_sizes(tree, lower, parent_arc)
+    layout = _side_by_side_layout(tree, subtree_size)
+    minima, saddles = _markers(tree, layout, lower, node_height)
+    level_offsets, levels, widths = _band_outlines(
+        tree, grouped_heights, run_end, upper, below_size, subtree_size,
+        max_levels_per_basin, max_levels_total,
+    )
+    return Profile(
+        n_vertices=tree.n_vertices,
+        n_nonfinite=tree.n_nonfinite,
+        value_min=value_min,
+        value_max=value_max,
+        nonfinite_height=nonfinite_height,
+        basin_node=tree.arc_child.copy(),
+        basin_node_type=tree.node_type[tree.arc_child],
+        basin_parent=parent_arc,
+        basin_lower=lower,
+        basin_upper=upper,
+        basin_minimum=deepest,
+        basin_size=subtree_size,
+        basin_centre=layout.centre,
+        level_offsets=level_offsets,
+        levels=levels,
+        widths=widths,
+        minima=minima,
+        saddles=saddles,
+    )
+
+
+def _profile_heights(tree: MergeTree) -> tuple[np.ndarray, float, float, float | None]:
+    """(drawing height of every vertex, finite min, finite max, height of non-finite vertices).
+
+    Non-finite vertices get one finite height just above the finite range (they still count in
+    the widths), so every band and polygon stays finite and drawable.
+    """
     values = tree.values if tree.flattened_values is None else tree.flattened_values
     finite = np.isfinite(values)
     n_finite = int(finite.sum())
@@ -262,7 +305,16 @@ def landscape_profile(
         span = value_max - value_min
         nonfinite_height = value_max + (NONFINITE_MARGIN * span if span > 0 else 1.0)
     heights = np.where(finite, values, nonfinite_height if nonfinite_height is not None else 0.0)
-    # every arc's own vertex heights, sorted, arcs one after another
+    return heights, value_min, value_max, nonfinite_height
+
+
+def _arc_heights(tree: MergeTree, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every arc's own vertex heights sorted, arcs one after another, and for each position the
+    last position of its run of equal heights within the arc.
+
+    run_end - arc start + 1 is the arc's own vertex count at or below that height: the width
+    the band outlines need, found for all samples at once without a search per sample.
+    """
     if tree.flattened_values is None:  # the sweep order is sorted by height already
         grouping = tree.order[np.argsort(tree.vertex_arc[tree.order], kind="stable")]
     else:  # flattened vertices moved up: sort by (arc, height)
@@ -270,28 +322,24 @@ def landscape_profile(
     grouped_heights = heights[grouping]
     grouped_arcs = tree.vertex_arc[grouping]
     del grouping
-    n_arcs = tree.n_arcs
-    arc_size = tree.arc_size
-    starts = np.concatenate([[0], np.cumsum(arc_size)])
-    # own vertices at or below the height at each position = end of its run of equal heights
     n = grouped_heights.size
     run_last = np.ones(n, dtype=bool)
     run_last[:-1] = (grouped_arcs[1:] != grouped_arcs[:-1]) | (
         grouped_heights[1:] != grouped_heights[:-1]
     )
     run_end = np.minimum.accumulate(np.where(run_last, np.arange(n), n)[::-1])[::-1]
-    del run_last, grouped_arcs
+    return grouped_heights, run_end
 
-    node_height = heights[tree.node_vertex]
-    lower = node_height[tree.arc_child]
-    upper = node_height[tree.arc_parent]
-    up_arc = np.full(tree.n_nodes, -1, dtype=np.int64)
-    up_arc[tree.arc_child] = np.arange(n_arcs)
-    parent_arc = up_arc[tree.arc_parent]
 
-    # sizes and minima of whole basins: arc ids follow the sweep, children before parents
-    below = [0] * n_arcs  # vertices in the basins merging at each arc's bottom
-    subtree = arc_size.tolist()
+def _basin_sizes(
+    tree: MergeTree, lower: np.ndarray, parent_arc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertices of each whole basin, vertices of the basins merging at its bottom, its deepest
+    loss), accumulated in one pass because arc ids follow the sweep: children before parents.
+    """
+    n_arcs = tree.n_arcs
+    below = [0] * n_arcs
+    subtree = tree.arc_size.tolist()
     deepest = lower.tolist()
     parents = parent_arc.tolist()
     for arc in range(n_arcs):
@@ -300,10 +348,32 @@ def landscape_profile(
         if parent >= 0:
             below[parent] += subtree[arc]
             deepest[parent] = min(deepest[parent], deepest[arc])
-    subtree_size = np.array(subtree, dtype=np.int64)
-    below_size = np.array(below, dtype=np.int64)
+    return (
+        np.array(subtree, dtype=np.int64),
+        np.array(below, dtype=np.int64),
+        np.array(deepest, dtype=np.float64),
+    )
 
-    # layout: merging basins side by side, largest first, centred under their parent band
+
+@dataclass(frozen=True)
+class _Layout:
+    """Horizontal placement of the basins (see `_side_by_side_layout`)."""
+
+    centre: np.ndarray  # per arc
+    node_centre: np.ndarray  # per node: centre of the basin band above it
+    sorted_parent: np.ndarray  # upper node of each arc, arcs grouped by it, largest first
+    group_first: np.ndarray  # the arc is the first (largest) of its group
+    group_total: np.ndarray  # per node: width of all basins merging there
+    before: np.ndarray  # width of the basins left of each arc within its group
+
+
+def _side_by_side_layout(tree: MergeTree, subtree_size: np.ndarray) -> _Layout:
+    """Basins merging at a node sit side by side, largest first, centred under the band above.
+
+    Offsets within each group are computed vectorised; centres are then resolved top-down
+    (arcs in reverse id order: parents before children), each relative to its parent band.
+    """
+    n_arcs = tree.n_arcs
     by_parent = np.lexsort((np.arange(n_arcs), -subtree_size, tree.arc_parent))
     sorted_parent = tree.arc_parent[by_parent]
     cumulative = np.cumsum(subtree_size[by_parent])
@@ -328,14 +398,31 @@ def landscape_profile(
     for arc in range(n_arcs - 1, -1, -1):  # parents before children
         centre_list[arc] = node_centre[parent_list[arc]] + offset_list[arc]
         node_centre[child_list[arc]] = centre_list[arc]
-    centre = np.array(centre_list, dtype=np.float64)
+    return _Layout(
+        centre=np.array(centre_list, dtype=np.float64),
+        node_centre=np.array(node_centre),
+        sorted_parent=sorted_parent,
+        group_first=group_first,
+        group_total=group_total,
+        before=before,
+    )
 
+
+def _markers(
+    tree: MergeTree, layout: _Layout, lower: np.ndarray, node_height: np.ndarray
+) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
+    """(minima, saddles) as sorted (node, x, y): a minimum at the bottom centre of its band, a
+    saddle at every junction between basins merging side by side (so a multi-saddle shows at
+    each of its junctions)."""
+    centre = layout.centre
     leaf = tree.node_type[tree.arc_child] == NODE_MINIMUM
     minima = sorted(zip(tree.arc_child[leaf].tolist(), centre[leaf].tolist(), lower[leaf].tolist()))
-    junction = ~group_first  # every basin after the first in its group starts a junction
+    sorted_parent = layout.sorted_parent
+    junction = ~layout.group_first  # every basin after the first in its group starts a junction
     junction &= tree.node_type[sorted_parent] == NODE_SADDLE
-    node_centre_array = np.array(node_centre)
-    junction_x = node_centre_array[sorted_parent] - group_total[sorted_parent] / 2 + before
+    junction_x = (
+        layout.node_centre[sorted_parent] - layout.group_total[sorted_parent] / 2 + layout.before
+    )
     saddles = sorted(
         zip(
             sorted_parent[junction].tolist(),
@@ -343,8 +430,28 @@ def landscape_profile(
             node_height[sorted_parent[junction]].tolist(),
         )
     )
+    return minima, saddles
 
-    # band outlines: evenly spaced ranks of each arc's own heights (first = bottom), then the top
+
+def _band_outlines(
+    tree: MergeTree,
+    grouped_heights: np.ndarray,
+    run_end: np.ndarray,
+    upper: np.ndarray,
+    below_size: np.ndarray,
+    subtree_size: np.ndarray,
+    max_levels_per_basin: int,
+    max_levels_total: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(level_offsets, levels, widths) of every band, sampled at evenly spaced ranks of the
+    arc's own heights (first = its bottom) plus its top, repeated heights dropped.
+
+    Sampling ranks rather than evenly spaced heights keeps detail where the basin has its
+    vertices; the widths there are exact (below_size + own vertices at or below the level).
+    """
+    n_arcs = tree.n_arcs
+    arc_size = tree.arc_size
+    starts = np.concatenate([[0], np.cumsum(arc_size)])
     levels_cap = int(np.clip(max_levels_total // max(n_arcs, 1), 2, max_levels_per_basin))
     picks = np.minimum(arc_size, levels_cap - 1)
     pick_arc = np.repeat(np.arange(n_arcs), picks)
@@ -368,24 +475,8 @@ def landscape_profile(
     level_offsets = np.concatenate(
         [[0], np.cumsum(np.bincount(sample_arc[keep], minlength=n_arcs))]
     )
-
-    return Profile(
-        n_vertices=tree.n_vertices,
-        n_nonfinite=tree.n_nonfinite,
-        value_min=value_min,
-        value_max=value_max,
-        nonfinite_height=nonfinite_height,
-        basin_node=tree.arc_child.copy(),
-        basin_node_type=tree.node_type[tree.arc_child],
-        basin_parent=parent_arc,
-        basin_lower=lower,
-        basin_upper=upper,
-        basin_minimum=np.array(deepest, dtype=np.float64),
-        basin_size=subtree_size,
-        basin_centre=centre,
-        level_offsets=level_offsets.astype(np.int64),
-        levels=sample_levels[keep].astype(np.float64),
-        widths=sample_widths[keep].astype(np.float64),
-        minima=minima,
-        saddles=saddles,
+    return (
+        level_offsets.astype(np.int64),
+        sample_levels[keep].astype(np.float64),
+        sample_widths[keep].astype(np.float64),
     )
