@@ -38,9 +38,8 @@ localrules:
 rule all:
     default_target: True
     input:
-        expand("results/{experiment}/train_summary.csv", experiment=EXPERIMENTS),
-        [f"results/{run}/hessian.json" for run in RUNS],
-        [f"results/{run}/topology.json" for run in RUNS],
+        all_tables(),
+        all_topology(),
         rules.paper_figures.input,
 
 

@@ -1,7 +1,7 @@
 """An experiment's tables (the `summary` and `correlations` rules): thin wrapper over
 toposweep.aggregate.
 
-  aggregate.py summary --runs JSON --results-dir results --csv S.csv --parquet S.parquet
+  aggregate.py summary --runs JSON --csv S.csv --parquet S.parquet
   aggregate.py correlations --summary S.parquet --settings JSON --output C.csv
 """
 
@@ -20,7 +20,7 @@ log = logging.getLogger("aggregate")
 
 
 def summary(args: argparse.Namespace) -> None:
-    runs = [RunSpec.from_dict(run, args.results_dir) for run in json.loads(args.runs)]
+    runs = [RunSpec.from_dict(run) for run in json.loads(args.runs)]
     table = summary_table(runs)
     for name in missing_runs(table):
         log.warning("missing run (files absent): %s", name)
@@ -37,8 +37,8 @@ def correlation_table(args: argparse.Namespace) -> None:
 
     settings = json.loads(args.settings)
     table = pd.read_parquet(args.summary)
-    result = correlations(table, settings.get("topology_metrics"), settings.get("ml_metrics"),
-                          settings.get("min_runs", 3))
+    result = correlations(table, settings["topology_metrics"], settings["ml_metrics"],
+                          settings["min_runs"])
     not_enough = result["note"].str.startswith("not enough runs").sum()
     if not_enough:
         log.warning("%d of %d metric pairs have too few finished runs: %s", not_enough,
@@ -50,8 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("summary", help="one row per run of an experiment")
-    one.add_argument("--runs", required=True, help="JSON list of runs (experiment, point, seed, swept)")
-    one.add_argument("--results-dir", default="results")
+    one.add_argument("--runs", required=True,
+                     help="JSON list of runs (experiment, point, seed, swept, files: their paths)")
     one.add_argument("--csv", required=True)
     one.add_argument("--parquet", required=True)
     one.set_defaults(function=summary)

@@ -2,10 +2,13 @@
 writes one figure to every --output (PNG, PDF: the format follows the suffix).
 
   plot_figures.py correlations --correlations C.csv --output F.png F.pdf
-  plot_figures.py panels --summary S.parquet --settings JSON --output ...
-  plot_figures.py run --run-dir results/<experiment>/<point>/seed~<seed> --output ...
-  plot_figures.py seeds --summary S.parquet --settings JSON --results-dir results --output ...
-  plot_figures.py profiles --summary S.parquet --settings JSON --results-dir results --output ...
+  plot_figures.py panels --summary S.parquet --settings JSON --problem JSON --output ...
+  plot_figures.py run --train-metrics M.json --curve C.csv ... --problem JSON --output ...
+  plot_figures.py seeds --summary S.parquet --settings JSON --problem JSON --output ...
+  plot_figures.py profiles --summary S.parquet --settings JSON --problem JSON --output ...
+
+The summary's `profile_file` and `landscape_file` columns name the per-run files the seeds and
+profiles figures read.
 """
 
 import argparse
@@ -18,14 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 import pandas as pd
 
 from toposweep import plots
-from toposweep.aggregate import main_test_metric
+from toposweep.aggregate import main_test_metric, problem_labels
+
+RUN_FILES = ("train_metrics", "curve", "predictions", "hessian", "density", "landscape",
+             "topology", "merge_tree", "persistence", "profile")
 
 
-def correlations(args, settings):
+def correlations(args, settings, problem):
     return plots.correlation_heatmap(pd.read_csv(args.correlations), args.title)
 
 
-def panels(args, settings):
+def panels(args, settings, problem):
     table = pd.read_parquet(args.summary)
     parameter = plots.choose_parameter(table, settings.get("parameter"))
     if parameter is None:
@@ -34,26 +40,27 @@ def panels(args, settings):
     return plots.metric_panels(table, parameter, metrics, args.title, settings.get("log_x"))
 
 
-def run(args, settings):
-    return plots.run_panel(args.run_dir, args.title)
+def run(args, settings, problem):
+    files = {key: getattr(args, key) for key in RUN_FILES if getattr(args, key)}
+    return plots.run_panel(files, args.title, problem.get("run_panel_plot"))
 
 
-def seeds(args, settings):
+def seeds(args, settings, problem):
     table = pd.read_parquet(args.summary)
     parameter = plots.choose_parameter(table, settings.get("parameter")) or "point"
-    metric = settings.get("heatmap_metric") or main_test_metric(table)
+    metric = settings.get("heatmap_metric") or main_test_metric(table, problem.get("test_metric"))
     others = plots.other_varied_parameters(table, parameter)
-    profiles = plots.load_profiles(table, parameter, args.results_dir, others)
+    profiles = plots.load_profiles(table, parameter, others)
     return plots.seed_heatmap(table, parameter, metric, profiles, args.title, others)
 
 
-def profiles(args, settings):
+def profiles(args, settings, problem):
     table = pd.read_parquet(args.summary)
     parameter = plots.choose_parameter(table, settings.get("parameter")) or "point"
     others = plots.other_varied_parameters(table, parameter)
-    by_run = plots.load_profiles(table, parameter, args.results_dir, others)
-    landscape = plots.landscape_settings(table, args.results_dir)
-    return plots.landscape_profiles(table, parameter, by_run, args.title, landscape)
+    by_run = plots.load_profiles(table, parameter, others)
+    return plots.landscape_profiles(table, parameter, by_run, args.title,
+                                    plots.landscape_settings(table))
 
 
 def main() -> None:
@@ -62,17 +69,19 @@ def main() -> None:
     parser.add_argument("--output", nargs="+", required=True, help="figure files (.png, .pdf)")
     parser.add_argument("--title", default="")
     parser.add_argument("--settings", default="{}", help="JSON: the experiment's `figures` section")
+    parser.add_argument("--problem", default="{}", help="JSON: the problem's declarations (Problem.describe)")
     parser.add_argument("--correlations", help="correlations.csv")
     parser.add_argument("--summary", help="summary.parquet")
-    parser.add_argument("--run-dir", help="a run's results directory")
-    parser.add_argument("--results-dir", default="results")
+    for name in RUN_FILES:
+        parser.add_argument(f"--{name.replace('_', '-')}", help=f"run panel: the run's {name} file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = json.loads(args.settings)
+    settings, problem = json.loads(args.settings), json.loads(args.problem)
     commands = {"correlations": correlations, "panels": panels, "run": run, "seeds": seeds,
                 "profiles": profiles}
-    figure = commands[args.command](args, settings)
-    plots.save_figure(figure, args.output, dpi=settings.get("dpi", 150))
+    with problem_labels(problem):
+        figure = commands[args.command](args, settings, problem)
+        plots.save_figure(figure, args.output, dpi=settings["dpi"])
     logging.info("wrote %s", ", ".join(args.output))
 
 

@@ -19,9 +19,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="the run's checkpoint.pt")
     parser.add_argument("--output", required=True, help="landscape.h5 to write")
-    parser.add_argument("--settings", required=True, help="JSON: the experiment's `landscape` settings")
+    parser.add_argument("--settings", required=True, help="JSON: one entry of the experiment's `landscapes`")
     parser.add_argument("--eigenvectors", help="eigenvectors.pt of the Hessian stage (hessian directions)")
-    parser.add_argument("--problem", help="the experiment's problem; a checkpoint of another is refused")
+    parser.add_argument("--trajectory", help="trajectory.pt of the training stage (trajectory_pca directions)")
+    parser.add_argument("--run", help="the run as JSON: a checkpoint of another run is refused")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per rank")
     parser.add_argument("--report", help="also write the run's summary (points, seconds, method) as JSON")
     args = parser.parse_args()
@@ -35,8 +36,9 @@ def main() -> None:
                         format=f"%(asctime)s rank {comm.rank} %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     result = sample_landscape(args.checkpoint, args.output, json.loads(args.settings),
-                              eigenvectors_path=args.eigenvectors, comm=comm,
-                              expected_problem=args.problem)
+                              eigenvectors_path=args.eigenvectors,
+                              trajectory_path=args.trajectory, comm=comm,
+                              run=json.loads(args.run) if args.run else None)
     if comm.rank == 0:
         logging.info("%s", result)
         if args.report:

@@ -8,21 +8,21 @@ metrics; correlations use the finished runs only and say so when there are too f
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .io import read_json
+from .layout import run_name
 
 NOT_IN_TABLE = {"settings", "swept", "config_hash", "checkpoint_hash"}
-
-# The files of a run that the summary reads, in stage order.
-RUN_FILES = ("train_metrics.json", "hessian.json", "landscape.h5", "topology.json")
 
 # Topology metrics correlated by default: every metric of `topology_metrics` that describes the
 # landscape's shape (not the grid size, the threshold or the value range, which are columns too).
@@ -37,12 +37,8 @@ DEFAULT_TOPOLOGY_METRICS = (
 )
 HESSIAN_METRICS = ("top_eigenvalue", "trace")
 MIN_RUNS_FOR_CORRELATION = 3
-# Preferred order when one "test metric" is needed (heat maps): accuracy, segmentation mean IoU,
-# then the PINN error.
-PREFERRED_TEST_METRICS = ("test_accuracy", "test_mean_iou", "test_relative_l2",
-                          "test_mean_abs_error", "test_loss")
-
-# Readable names for tables and figures; anything else is shown with underscores as spaces.
+# Readable names for tables and figures (the problem's own `metric_labels` come on top, see
+# `problem_labels`); anything else is shown with underscores as spaces.
 METRIC_LABELS = {
     "n_minima": "number of minima",
     "n_saddles": "number of saddles",
@@ -55,28 +51,39 @@ METRIC_LABELS = {
     "top_eigenvalue": "top Hessian eigenvalue λ₁",
     "trace": "Hessian trace",
     "trace_standard_error": "Hessian trace standard error",
-    "test_relative_l2": "test relative L2 error",
-    "test_mean_abs_error": "test mean absolute error",
-    "test_accuracy": "test accuracy",
-    "test_pixel_accuracy": "test pixel accuracy",
-    "test_mean_iou": "test mean IoU",
-    "final_train_pixel_accuracy": "final training pixel accuracy",
-    "test_loss": "test loss",
-    "test_error": "test error",
     "final_train_loss": "final training loss",
     "landscape_min": "landscape minimum loss",
     "landscape_max": "landscape maximum loss",
     "landscape_centre": "loss at the landscape centre",
-    "beta": "wave speed β",
     "lr": "learning rate",
-    "width": "width w",
     "seed": "seed",
 }
+SHORT_LABELS = {"lr": "lr"}
+_labels = collections.ChainMap({}, METRIC_LABELS)
+_short_labels = collections.ChainMap({}, SHORT_LABELS)
+
+
+@contextlib.contextmanager
+def problem_labels(problem: Mapping[str, Any] | None) -> Iterator[None]:
+    """Within the block, metric_label and short_label also know the problem's own labels
+    (`Problem.describe()`: metric_labels, short_labels)."""
+    problem = problem or {}
+    _labels.maps.insert(0, dict(problem.get("metric_labels") or {}))
+    _short_labels.maps.insert(0, dict(problem.get("short_labels") or {}))
+    try:
+        yield
+    finally:
+        del _labels.maps[0], _short_labels.maps[0]
 
 
 def metric_label(name: str) -> str:
     """Human-readable name of a summary column (metric names spelled out for figures)."""
-    return METRIC_LABELS.get(name, name.replace("_", " "))
+    return _labels.get(name, name.replace("_", " "))
+
+
+def short_label(name: str) -> str:
+    """Short name of a swept setting in figure titles (β for beta; else the name itself)."""
+    return _short_labels.get(name, name)
 
 
 def train_summary(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -99,28 +106,29 @@ def train_summary(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
 @dataclass(frozen=True)
 class RunSpec:
     """What the summary needs to know about a run without reading its files (so a run whose
-    files are all missing still gets a row): its directory and where it sits in the sweep."""
+    files are all missing still gets a row): where it sits in the sweep and the paths of its
+    files (keys train_metrics, hessian, landscape, topology and, for figures, profile)."""
 
-    directory: Path
     experiment: str
     point: str
     seed: int
     swept: dict[str, Any] = field(hash=False)
+    files: dict[str, Path] = field(hash=False)
 
     @property
     def name(self) -> str:
         """`<experiment>/<point>/seed~<seed>`, the run's name in messages and tables."""
-        return f"{self.experiment}/{self.point}/seed~{self.seed}"
+        return run_name(self.experiment, self.point, self.seed)
 
     @classmethod
-    def from_dict(cls, run: dict[str, Any], results_dir: str | Path = "results") -> "RunSpec":
-        """From `toposweep.config.Run.to_dict()` (or any dict with experiment, point, seed,
-        swept); the directory is `<results_dir>/<experiment>/<point>/seed~<seed>`."""
-        missing = [key for key in ("experiment", "point", "seed", "swept") if key not in run]
+    def from_dict(cls, run: dict[str, Any]) -> "RunSpec":
+        """From a dict with experiment, point, seed, swept and files (as the workflow's summary
+        rule passes it)."""
+        missing = [key for key in ("experiment", "point", "seed", "swept", "files") if key not in run]
         if missing:
             raise ValueError(f"run description {run!r} lacks the keys {missing}")
-        directory = Path(results_dir) / run["experiment"] / run["point"] / f"seed~{run['seed']}"
-        return cls(directory, run["experiment"], run["point"], int(run["seed"]), dict(run["swept"]))
+        return cls(run["experiment"], run["point"], int(run["seed"]), dict(run["swept"]),
+                   {key: Path(path) for key, path in run["files"].items()})
 
 
 def _train_columns(path: Path) -> tuple[str, dict[str, Any]]:
@@ -178,10 +186,10 @@ def _topology_columns(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 STAGE_READERS = {
-    "train_metrics.json": ("train", _train_columns),
-    "hessian.json": ("hessian", _hessian_columns),
-    "landscape.h5": ("landscape", _landscape_columns),
-    "topology.json": ("topology", _topology_columns),
+    "train_metrics": ("train", _train_columns),
+    "hessian": ("hessian", _hessian_columns),
+    "landscape": ("landscape", _landscape_columns),
+    "topology": ("topology", _topology_columns),
 }
 
 
@@ -196,10 +204,10 @@ def run_row(run: RunSpec) -> dict[str, Any]:
     statuses: dict[str, str] = {}
     numbers: dict[str, Any] = {}
     missing = []
-    for filename, (stage, reader) in STAGE_READERS.items():
-        path = run.directory / filename
-        if not path.exists():
-            missing.append(filename)
+    for key, (stage, reader) in STAGE_READERS.items():
+        path = run.files.get(key)
+        if path is None or not path.exists():
+            missing.append(str(path.name if path is not None else key))
             statuses[stage] = "missing"
             continue
         statuses[stage], columns = reader(path)
@@ -211,6 +219,8 @@ def run_row(run: RunSpec) -> dict[str, Any]:
         overall = unfinished[0] if unfinished else "ok"
     row["status"] = overall
     row["missing_files"] = " ".join(missing)
+    row["profile_file"] = str(run.files["profile"]) if "profile" in run.files else None
+    row["landscape_file"] = str(run.files["landscape"]) if "landscape" in run.files else None
     row.update({f"{stage}_status": status for stage, status in statuses.items()})
     problem = numbers.pop("problem", None)
     row["problem"] = problem
@@ -261,12 +271,12 @@ def evaluation_metrics(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith("test_")]
 
 
-def main_test_metric(table: pd.DataFrame) -> str | None:
-    """The one test metric used where a single one is shown (accuracy, else the PINN error)."""
+def main_test_metric(table: pd.DataFrame, declared: str | None = None) -> str | None:
+    """The one test metric shown where a single one is needed: the problem's declared
+    `test_metric` when the table has it, else the first test metric of the table."""
     present = evaluation_metrics(table)
-    for name in PREFERRED_TEST_METRICS:
-        if name in present:
-            return name
+    if declared in present:
+        return declared
     return present[0] if present else None
 
 

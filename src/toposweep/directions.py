@@ -1,4 +1,5 @@
-"""Landscape directions: seeded random (filter-, layer- or un-normalised) or Hessian eigenvectors.
+"""Landscape directions: seeded random (filter-, layer- or un-normalised), Hessian eigenvectors,
+or the principal components of the optimiser's trajectory.
 
 A direction is a parameter dict shaped like the model's parameters. With `filter` or `layer`
 normalisation each filter (or whole tensor) of a direction has the norm of the matching weights
@@ -8,6 +9,10 @@ parameters. With `none` each direction has unit norm overall: absolute units in 
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 # flatten/unflatten live in toposweep.parameters; imported here, they stay importable from this
@@ -91,3 +96,45 @@ def cosine(a: Direction, b: Direction) -> float:
     names = list(a)
     fa, fb = flatten(a, names).double(), flatten(b, names).double()
     return float(fa @ fb / (fa.norm() * fb.norm()))
+
+
+@dataclass
+class TrajectoryPlane:
+    """The optimiser's path in the span of its top principal components: `directions` (unit
+    norm, orthogonal), the path's `coordinates` (n_snapshots, d) relative to the final weights,
+    the snapshot `steps`, and the share of the path's variance each component explains."""
+
+    directions: list[Direction]
+    coordinates: np.ndarray
+    steps: np.ndarray
+    explained_variance_ratio: np.ndarray
+
+
+def trajectory_plane(path: str | os.PathLike, params: Direction, n: int,
+                     checkpoint_hash: str) -> TrajectoryPlane:
+    """PCA of the training snapshots in trajectory.pt minus the final weights (`params`), as in
+    Li et al.'s trajectory plots (scikit-learn's PCA, centred); the file must belong to the
+    checkpoint (`checkpoint_hash`)."""
+    from sklearn.decomposition import PCA
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("checkpoint_hash") != checkpoint_hash:
+        raise ValueError(f"{path} belongs to another checkpoint (hash "
+                         f"{str(payload.get('checkpoint_hash'))[:12]}, expected {checkpoint_hash[:12]})")
+    names = list(params)
+    if payload["names"] != names:
+        raise ValueError(f"{path}: its parameters do not match the model's")
+    snapshots = payload["parameters"].double()
+    if snapshots.shape[0] < n + 1:
+        raise ValueError(f"{path} holds {snapshots.shape[0]} snapshots; a {n}-D trajectory_pca "
+                         f"landscape needs at least {n + 1}: take snapshots more often "
+                         "(snapshots.every) or train longer")
+    final = flatten(params, names).double().cpu()
+    offsets = (snapshots - final).numpy()
+    pca = PCA(n_components=n).fit(offsets)
+    components = torch.from_numpy(pca.components_)
+    like = {name: params[name].cpu() for name in names}
+    directions = [{name: tensor.to(params[name]) for name, tensor in unflatten(
+        row.to(params[names[0]].dtype), like).items()} for row in components]
+    return TrajectoryPlane(directions, offsets @ pca.components_.T,
+                           payload["steps"].numpy(), pca.explained_variance_ratio_)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -172,6 +172,7 @@ class Landscape:
     loss: np.ndarray
     axes: list[np.ndarray]
     attrs: dict[str, Any]
+    datasets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_landscape(
@@ -180,9 +181,11 @@ def write_landscape(
     axes: list[np.ndarray],
     attrs: dict[str, Any] | None = None,
     directions: dict[str, np.ndarray] | None = None,
+    datasets: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write a landscape atomically: dataset `loss` (n_1, ..., n_d), datasets `axis_0..axis_{d-1}`,
-    group `directions`, and attributes (settings, provenance; dicts and lists as JSON text).
+    group `directions`, further root `datasets` (e.g. the projected training trajectory), and
+    attributes (settings, provenance; dicts and lists as JSON text).
     The count of non-finite losses is stored as `n_nonfinite`; the values are kept as they are."""
     import h5py
 
@@ -197,6 +200,8 @@ def write_landscape(
             group = handle.create_group("directions")
             for name, array in (directions or {}).items():
                 group.create_dataset(name, data=np.asarray(array))
+            for name, array in (datasets or {}).items():
+                handle.create_dataset(name, data=np.asarray(array))
             handle.attrs["format"] = LANDSCAPE_FORMAT
             handle.attrs["format_version"] = LANDSCAPE_FORMAT_VERSION
             handle.attrs["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
@@ -216,4 +221,6 @@ def read_landscape(path: str | os.PathLike) -> Landscape:
         axes = [handle[f"axis_{index}"][()] for index in range(loss.ndim)]
         attrs = {key: value.item() if isinstance(value, np.generic) else value
                  for key, value in handle.attrs.items()}
-    return Landscape(loss=loss, axes=axes, attrs=attrs)
+        fixed = {"loss", "directions", *(f"axis_{index}" for index in range(loss.ndim))}
+        datasets = {name: handle[name][()] for name in handle if name not in fixed}
+    return Landscape(loss=loss, axes=axes, attrs=attrs, datasets=datasets)

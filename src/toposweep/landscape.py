@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from .config import stage_settings
 from .directions import (Direction, TrajectoryPlane, flatten, normalize_direction, orthogonalize,
                          random_directions, trajectory_plane, unflatten)
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
+from .problems.base import LossFunction
 from .stage import resolve_device
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from .aggregate import (  # noqa: E402
     finished,
     is_log_spaced,
     metric_label,
+    short_label,
     seed_statistics,
     swept_parameters,
 )
@@ -552,25 +553,56 @@ def draw_segmentation_examples(true_figure, predicted_figure, segmentation: Mapp
                        fontsize=8, title="classes", title_fontsize=8, frameon=False)
 
 
-def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
-    """The papers' per-run figure from a run's files: landscape contour and 3-D surface (2-D;
-    central slices for 3-D/4-D, a line for 1-D), merge tree, persistence diagram, landscape
-    profile, Hessian spectral density, training curve and, for PINNs, predicted vs exact
-    u(x, t); for segmentation, test images with their true and predicted masks. A stage that
-    did not finish (or whose file is missing) gets a panel saying so."""
-    run_dir = Path(run_dir)
-    metrics = _read_optional_json(run_dir / "train_metrics.json")
-    topology = _read_optional_json(run_dir / "topology.json")
-    hessian = _read_optional_json(run_dir / "hessian.json")
-    landscape = read_landscape(run_dir / "landscape.h5") if (run_dir / "landscape.h5").exists() else None
-    has_predictions = (run_dir / "predictions.npz").exists()
-    predictions = segmentation = None
-    if has_predictions:
-        with np.load(run_dir / "predictions.npz") as npz:
-            if all(key in npz for key in SEGMENTATION_KEYS):
-                segmentation = {key: npz[key] for key in SEGMENTATION_KEYS}
-            elif "u_pred" in npz:
-                predictions = {key: npz[key] for key in ("x", "t", "u_pred", "u_exact")}
+def draw_trajectory(ax, coordinates: np.ndarray, explained: Sequence[float] | None) -> None:
+    """The optimiser's path projected on the first two principal components (from the initial
+    weights, open circle, to the trained ones, the star at the origin), with the variance the
+    two components explain."""
+    path = np.asarray(coordinates)[:, :2]
+    ax.plot(path[:, 1], path[:, 0], color="white", lw=2.2, zorder=3)
+    ax.plot(path[:, 1], path[:, 0], color="tab:red", lw=1.2, marker=".", ms=4, zorder=4,
+            label="training path")
+    ax.plot(path[0, 1], path[0, 0], "o", mfc="none", mec="tab:red", ms=7, zorder=5)
+    ax.plot(0, 0, "*", color="tab:red", ms=10, zorder=5)
+    if explained is not None and len(explained) >= 2:
+        ax.set_title(f"training path on the PCA plane\n(PC1 {100 * explained[0]:.1f} %, PC2 "
+                     f"{100 * explained[1]:.1f} % of its variance)")
+
+
+def draw_scatter(ax, predictions: Mapping[str, np.ndarray], metrics: Mapping[str, Any] | None) -> None:
+    """Predicted against true test targets, with the identity line."""
+    truth = np.asarray(predictions["y_true"]).ravel()
+    predicted = np.asarray(predictions["y_pred"]).ravel()
+    ax.scatter(truth, predicted, s=8, alpha=0.6, color="tab:blue")
+    low, high = float(np.nanmin(truth)), float(np.nanmax(truth))
+    ax.plot([low, high], [low, high], color="0.4", lw=1, ls="--")
+    ax.set_xlabel("true target")
+    ax.set_ylabel("predicted")
+    ax.set_title("test predictions")
+
+
+def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
+              run_panel_plot: str | None = None) -> plt.Figure:
+    """The papers' per-run figure from a run's files (`files`: train_metrics, curve,
+    predictions, hessian, density, landscape, topology, merge_tree, persistence, profile; a
+    missing key or file gets a panel saying so): landscape contour (with the training path on a
+    trajectory_pca plane) and 3-D surface (2-D; central slices for 3-D/4-D, a line for 1-D),
+    merge tree, persistence diagram, landscape profile, Hessian spectral density, training
+    curve, and what the problem's `run_panel_plot` names: the PINN's predicted vs exact u(x, t)
+    ("field"), test images with true and predicted masks ("segmentation"), or predicted against
+    true targets ("scatter")."""
+    paths = {key: Path(path) for key, path in files.items() if Path(path).exists()}
+    metrics = _read_optional_json(paths.get("train_metrics"))
+    topology = _read_optional_json(paths.get("topology"))
+    hessian = _read_optional_json(paths.get("hessian"))
+    landscape = read_landscape(paths["landscape"]) if "landscape" in paths else None
+    predictions = {}
+    if "predictions" in paths:
+        with np.load(paths["predictions"]) as npz:
+            predictions = {key: npz[key] for key in npz.files}
+    segmentation = (predictions if run_panel_plot == "segmentation"
+                    and all(key in predictions for key in SEGMENTATION_KEYS) else None)
+    field = predictions if run_panel_plot == "field" and "u_pred" in predictions else None
+    scatter = predictions if run_panel_plot == "scatter" and "y_pred" in predictions else None
     landscape_ok = landscape is not None and landscape.attrs.get("status", "ok") == "ok"
     scale = LossScale.for_values(landscape.loss) if landscape_ok else LossScale(False)
 
@@ -597,6 +629,9 @@ def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
             elif loss.ndim == 2:
                 draw_landscape_contour(first, loss, axes, scale, _landscape_axes_label(1, settings),
                                        _landscape_axes_label(0, settings), "loss landscape (contour)")
+                if "trajectory" in landscape.datasets:
+                    draw_trajectory(first, landscape.datasets["trajectory"],
+                                    landscape.attrs.get("explained_variance_ratio"))
                 second = figure.add_subplot(slots[1], projection="3d")
                 draw_landscape_surface(second, loss, axes, scale, "loss landscape (surface)")
             else:
@@ -609,15 +644,15 @@ def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
 
         # 3, 4, 5: topology
         topology_ok = topology is not None and topology.get("status") == "ok"
-        if topology_ok:
-            tree = read_json(run_dir / "merge_tree.json")
-            profile = read_json(run_dir / "profile.json")
+        if topology_ok and "merge_tree" in paths and "profile" in paths:
+            tree = read_json(paths["merge_tree"])
+            profile = read_json(paths["profile"])
             value_max = topology["metrics"]["value_max"]
             nonfinite_height = (float(scale(profile["nonfinite_height"]))
                                 if profile.get("nonfinite_height") is not None
                                 else float(scale(value_max)))
             draw_merge_tree(figure.add_subplot(slots[2]), tree, scale, nonfinite_height)
-            pairs = pd.read_csv(run_dir / "persistence.csv")
+            pairs = pd.read_csv(paths["persistence"])
             draw_persistence_diagram(figure.add_subplot(slots[3]), pairs,
                                      topology["global_minimum"]["value"], scale, value_max)
             draw_profile(figure.add_subplot(slots[4]), profile, scale)
@@ -628,24 +663,28 @@ def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
 
         # 6: Hessian
         density_ax = figure.add_subplot(slots[5])
-        if hessian is not None and hessian.get("status") == "ok" and (run_dir / "density.csv").exists():
-            draw_spectral_density(density_ax, pd.read_csv(run_dir / "density.csv"),
+        if hessian is not None and hessian.get("status") == "ok" and "density" in paths:
+            draw_spectral_density(density_ax, pd.read_csv(paths["density"]),
                                   hessian.get("eigenvalues") or [])
         else:
             message_axes(density_ax, _status_text(hessian, "hessian.json"), "Hessian spectral density")
 
         # 7: training curve
         curve_ax = figure.add_subplot(slots[6])
-        if (run_dir / "curve.csv").exists():
-            draw_training_curve(curve_ax, pd.read_csv(run_dir / "curve.csv"))
+        if "curve" in paths:
+            draw_training_curve(curve_ax, pd.read_csv(paths["curve"]))
         else:
             message_axes(curve_ax, "curve.csv is missing", "training curve")
 
-        # 8, 9: segmentation examples, or the PINN solution
+        # 8, 9: what the problem's predictions show
         if segmentation is not None:
             draw_segmentation_examples(figure.add_subfigure(slots[7]),
                                        figure.add_subfigure(slots[8]), segmentation, metrics)
-        elif predictions is not None:
+        elif scatter is not None:
+            draw_scatter(figure.add_subplot(slots[7]), scatter, metrics)
+            figure.add_subplot(slots[8]).set_visible(False)
+        elif field is not None:
+            predictions = field
             limit = float(np.nanmax(np.abs(predictions["u_exact"])))
             limit = max(limit, 1e-12)
             norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
@@ -662,15 +701,15 @@ def run_panel(run_dir: str | os.PathLike, title: str = "") -> plt.Figure:
                 figure.add_subplot(slot).set_visible(False)
 
         status = metrics.get("status", "?") if metrics else "missing (no train_metrics.json)"
-        heading = title or str(run_dir)
+        heading = title or str(files.get("train_metrics", ""))
         if status != "ok":
             heading += f" — training status: {status}"
         figure.suptitle(heading, fontsize=11, color="black" if status == "ok" else "tab:red")
         return figure
 
 
-def _read_optional_json(path: Path) -> dict[str, Any] | None:
-    return read_json(path) if path.exists() else None
+def _read_optional_json(path: Path | None) -> dict[str, Any] | None:
+    return read_json(path) if path is not None and path.exists() else None
 
 
 def _attr_json(value: Any) -> dict[str, Any]:
@@ -743,7 +782,7 @@ def seed_heatmap(
         def row_label(combination: tuple[Any, ...], short: bool) -> str:
             if len(keys) == 1 and not short:
                 return _format_value(combination[0])
-            return ", ".join(f"{SHORT_LABELS.get(key, key)} = {_format_value(value)}"
+            return ", ".join(f"{short_label(key)} = {_format_value(value)}"
                              for key, value in zip(keys, combination))
 
         n_rows, n_cols = len(row_keys), len(seeds)
@@ -839,7 +878,6 @@ def draw_profile_outline(ax, profile: Mapping[str, Any], scale: LossScale, norm:
     ax.set_ylim(bottom, top + 0.02 * (top - bottom or 1))
 
 
-SHORT_LABELS = {"beta": "β", "lr": "lr", "width": "w"}
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -895,7 +933,7 @@ def landscape_profiles(
         n_rows, n_cols = len(row_keys), len(parameter_values)
         figure, axes = plt.subplots(n_rows, n_cols, squeeze=False, layout="constrained",
                                     figsize=(1.6 + 2.0 * n_cols, 1.4 + 1.7 * n_rows))
-        short = SHORT_LABELS.get(parameter, parameter)
+        short = short_label(parameter)
         for j, value in enumerate(parameter_values):
             for i, row_key in enumerate(row_keys):
                 ax = axes[i, j]
@@ -926,7 +964,7 @@ def landscape_profiles(
                 if i == 0:
                     ax.set_title(f"{short} = {_format_value(value)}")
                 if j == 0:
-                    label = ", ".join(f"{SHORT_LABELS.get(o, o)} = {_format_value(v)}"
+                    label = ", ".join(f"{short_label(o)} = {_format_value(v)}"
                                       for o, v in zip(others, row_key[:-1]))
                     ax.set_ylabel((label + "\n" if label else "") + f"seed {row_key[-1]}"
                                   + (f"\n{scale.label}" if available else ""))
@@ -1000,29 +1038,30 @@ def no_parameter_figure(what: str, title: str) -> plt.Figure:
         return figure
 
 
-def load_profiles(table: pd.DataFrame, parameter: str, results_dir: str | os.PathLike,
-                  others: Sequence[str] = ()) -> dict[tuple[Any, ...], dict[str, Any] | None]:
-    """profile.json of every run of a summary (None where missing), keyed by (value, seed), or
-    by (value, *values of `others`, seed) so that grids over several parameters keep every run."""
+def load_profiles(table: pd.DataFrame, parameter: str, others: Sequence[str] = ()
+                  ) -> dict[tuple[Any, ...], dict[str, Any] | None]:
+    """profile.json of every run of a summary (its `profile_file` column; None where missing),
+    keyed by (value, seed), or by (value, *values of `others`, seed) so that grids over several
+    parameters keep every run."""
     profiles: dict[tuple[Any, ...], dict[str, Any] | None] = {}
     for row in table.itertuples(index=False):
-        path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "profile.json"
+        path = getattr(row, "profile_file", None)
         key = (getattr(row, parameter), *(getattr(row, other) for other in others), row.seed)
-        profiles[key] = read_json(path) if path.exists() else None
+        profiles[key] = read_json(path) if isinstance(path, str) and Path(path).exists() else None
     return profiles
 
 
-def landscape_settings(table: pd.DataFrame, results_dir: str | os.PathLike) -> dict[str, Any] | None:
+def landscape_settings(table: pd.DataFrame) -> dict[str, Any] | None:
     """The `settings` attribute (dimensions, directions, ...) of the first finished landscape of
-    a summary, read without loading the grid (a 4-D one can be large); None if there is none.
-    One experiment samples all its landscapes with the same settings."""
+    a summary (its `landscape_file` column), read without loading the grid (a 4-D one can be
+    large); None if there is none. All runs of a named landscape share its settings."""
     import h5py
 
     for row in table.itertuples(index=False):
-        if getattr(row, "landscape_status", "ok") != "ok":
+        path = getattr(row, "landscape_file", None)
+        if getattr(row, "landscape_status", "ok") != "ok" or not isinstance(path, str):
             continue
-        path = Path(results_dir) / row.experiment / row.point / f"seed~{row.seed}" / "landscape.h5"
-        if path.exists():
+        if Path(path).exists():
             with h5py.File(path, "r") as handle:
                 return _attr_json(handle.attrs.get("settings"))
     return None
@@ -1043,4 +1082,6 @@ def landscape_description(settings: Mapping[str, Any] | None, dimensions: int | 
                  else f" (top-{int(dimensions)} Hessian directions)")
     elif directions == "random":
         text += f" ({int(dimensions)} random direction{'s' if dimensions > 1 else ''})"
+    elif directions == "trajectory_pca":
+        text += f" (top-{int(dimensions)} principal components of the training trajectory)"
     return text

@@ -1,37 +1,31 @@
-"""Aggregation: per experiment, one summary row per run and the correlation table."""
+"""Aggregation: per experiment and landscape, one summary row per run and the correlation table."""
 
 
 rule summary:
     input:
-        files=lambda wildcards: run_files(
-            wildcards.experiment,
-            "train_metrics.json",
-            "hessian.json",
-            "landscape.h5",
-            "topology.json",
-        ),
+        summary_inputs,
     output:
-        csv="results/{experiment}/summary.csv",
-        parquet="results/{experiment}/summary.parquet",
+        csv=layout.table("{experiment}", "{landscape}", "summary.csv"),
+        parquet=layout.table("{experiment}", "{landscape}", "summary.parquet"),
     log:
-        "logs/{experiment}/summary.log",
+        layout.log("{experiment}", "{landscape}", "summary"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("aggregate.py"),
         runs=runs_description,
     shell:
-        "python {params.script} summary --runs {params.runs:q} --results-dir results"
+        "python {params.script} summary --runs {params.runs:q}"
         " --csv {output.csv} --parquet {output.parquet} > {log} 2>&1"
 
 
 rule correlations:
     input:
-        summary="results/{experiment}/summary.parquet",
+        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
     output:
-        "results/{experiment}/correlations.csv",
+        layout.table("{experiment}", "{landscape}", "correlations.csv"),
     log:
-        "logs/{experiment}/correlations.log",
+        layout.log("{experiment}", "{landscape}", "correlations"),
     conda:
         "../../envs/analysis.yaml"
     params:

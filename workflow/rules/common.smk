@@ -1,4 +1,5 @@
-"""Config validation, grid expansion and path helpers shared by every rule."""
+"""Config validation, the runs and their landscapes, and path helpers shared by every rule.
+Every path comes from toposweep.layout (the one owner of the run layout)."""
 
 import json
 import os
@@ -10,25 +11,36 @@ from snakemake.exceptions import WorkflowError
 
 # The workflow runs the library of this checkout (scripts/ do the same for their jobs).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from toposweep.config import ConfigError, expand_runs, validate_config
+from toposweep import layout
+from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
 
 try:
     VALIDATED = validate_config(config)
 except ConfigError as error:
     raise WorkflowError(str(error))
 
-RUN_DIR = "results/{experiment}/{point}/seed~{seed}"
-RUNS = {run.directory: run for run in expand_runs(VALIDATED)}
+PROBLEMS = resolve_problems(VALIDATED)[0]
+RUNS = {run.name: run for run in expand_runs(VALIDATED)}
 EXPERIMENTS = [experiment["name"] for experiment in VALIDATED["experiments"]]
 EXPERIMENT_CONFIG = {
     experiment["name"]: experiment for experiment in VALIDATED["experiments"]
 }
+LANDSCAPES = {
+    name: {spec["name"]: spec for spec in experiment["landscapes"]}
+    for name, experiment in EXPERIMENT_CONFIG.items()
+}
+
+# Wildcard patterns of the layout's paths.
+RUN_DIR = layout.run_dir("{experiment}", "{point}", "{seed}")
+LANDSCAPE_DIR = layout.landscape_dir("{experiment}", "{point}", "{seed}", "{landscape}")
+RUN_LOG = "{experiment}/{point}/seed~{seed}"
 
 
 wildcard_constraints:
     experiment=r"[^/]+",
     point=r"[^/]+",
     seed=r"\d+",
+    landscape=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 def script(name):
@@ -38,10 +50,11 @@ def script(name):
 
 def run_of(wildcards):
     """The config.Run behind a run directory's wildcards."""
-    return RUNS[f"{wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}"]
+    return RUNS[layout.run_name(wildcards.experiment, wildcards.point, wildcards.seed)]
 
 
 def run_json(wildcards):
+    """The run as JSON: training takes it, later stages check their checkpoint against it."""
     return json.dumps(run_of(wildcards).to_dict(), sort_keys=True)
 
 
@@ -52,17 +65,184 @@ def stage_settings(stage):
     )
 
 
+def landscape_spec(wildcards):
+    return LANDSCAPES[wildcards.experiment][wildcards.landscape]
+
+
+def landscape_settings(wildcards):
+    """Params function: one landscape's settings as JSON."""
+    return json.dumps(landscape_spec(wildcards), sort_keys=True)
+
+
+def problem_info(wildcards):
+    """Params function: what the figures need of an experiment's problem, as JSON."""
+    problem = EXPERIMENT_CONFIG[wildcards.experiment]["problem"]
+    return json.dumps(PROBLEMS[problem].describe(), sort_keys=True)
+
+
 def experiment_runs(experiment):
-    """Run directories (relative to results/) of one experiment, in config order."""
-    return [path for path, run in RUNS.items() if run.experiment == experiment]
+    """The experiment's runs, in config order."""
+    return [run for run in RUNS.values() if run.experiment == experiment]
 
 
 def landscape_inputs(wildcards):
-    """The checkpoint, plus the Hessian eigenvectors when the experiment asks for them."""
-    inputs = {"checkpoint": f"{RUN_DIR}/checkpoint.pt".format(**wildcards)}
-    if EXPERIMENT_CONFIG[wildcards.experiment]["landscape"]["directions"] == "hessian":
-        inputs["eigenvectors"] = f"{RUN_DIR}/eigenvectors.pt".format(**wildcards)
+    """The checkpoint, plus the Hessian eigenvectors or the training trajectory when the
+    landscape's directions need them."""
+    run = RUN_DIR.format(**wildcards)
+    files = layout.TrainFiles.in_dir(run)
+    inputs = {"checkpoint": str(files.checkpoint)}
+    directions = landscape_spec(wildcards)["directions"]
+    if directions == "hessian":
+        inputs["eigenvectors"] = str(layout.HessianFiles.in_dir(run).eigenvectors)
+    elif directions == "trajectory_pca":
+        inputs["trajectory"] = str(files.trajectory)
     return inputs
+
+
+def run_files(experiment, landscape):
+    """Each run's files that the summary reads, by run name; with `available_runs_only: true`,
+    only those that exist now (aggregate and plot what a --keep-going sweep left)."""
+    files = {}
+    for run in experiment_runs(experiment):
+        directory = layout.run_dir(run.experiment, run.point, run.seed)
+        landscape_dir = layout.landscape_dir(
+            run.experiment, run.point, run.seed, landscape
+        )
+        paths = {
+            "train_metrics": str(layout.TrainFiles.in_dir(directory).metrics),
+            "hessian": str(layout.HessianFiles.in_dir(directory).hessian),
+            "landscape": f"{landscape_dir}/{layout.LANDSCAPE}",
+            "topology": str(layout.TopologyFiles.in_dir(landscape_dir).topology),
+            "profile": str(layout.TopologyFiles.in_dir(landscape_dir).profile),
+        }
+        if VALIDATED["available_runs_only"]:
+            paths = {key: path for key, path in paths.items() if Path(path).exists()}
+        files[run.name] = paths
+    return files
+
+
+def summary_inputs(wildcards):
+    """Every file the summary of one landscape reads (flat list, for the rule's input)."""
+    return [
+        path
+        for paths in run_files(wildcards.experiment, wildcards.landscape).values()
+        for path in paths.values()
+    ]
+
+
+def runs_description(wildcards):
+    """JSON list of a landscape's runs with their files (runs without files still get a row)."""
+    files = run_files(wildcards.experiment, wildcards.landscape)
+    return json.dumps(
+        [
+            {
+                "experiment": run.experiment,
+                "point": run.point,
+                "seed": run.seed,
+                "swept": run.swept,
+                "files": files[run.name],
+            }
+            for run in experiment_runs(wildcards.experiment)
+        ],
+        sort_keys=True,
+    )
+
+
+def swept_description(experiment):
+    """What an experiment sweeps, in words, for report captions."""
+    settings = EXPERIMENT_CONFIG[experiment]
+    grid = settings.get("grid", {})
+    swept = "; ".join(
+        f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items()
+    )
+    seeds = ", ".join(map(str, settings["seeds"]))
+    return (
+        f"{settings['problem']}, {swept or 'no swept hyperparameter'}"
+        f" ({settings['grid_mode']}), seeds {{{seeds}}}"
+    )
+
+
+EXPERIMENT_FIGURES = ("correlations", "metric_panels", "seed_heatmap", "profiles")
+
+
+def experiment_figures(experiment):
+    """Every figure file (PNG and PDF) of one experiment, for each of its landscapes."""
+    paths = []
+    for landscape in LANDSCAPES[experiment]:
+        for extension in layout.FIGURE_FORMATS:
+            paths += [
+                layout.figure(experiment, landscape, name, extension)
+                for name in EXPERIMENT_FIGURES
+            ]
+            if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
+                paths += [
+                    layout.run_figure(
+                        experiment, landscape, run.point, run.seed, extension
+                    )
+                    for run in experiment_runs(experiment)
+                ]
+    return paths
+
+
+def all_tables():
+    """Every experiment's training table and, per landscape, its summary and correlations."""
+    paths = [layout.train_summary(experiment) for experiment in EXPERIMENTS]
+    for experiment in EXPERIMENTS:
+        for landscape in LANDSCAPES[experiment]:
+            paths += [
+                layout.table(experiment, landscape, name)
+                for name in ("summary.csv", "correlations.csv")
+            ]
+    return paths
+
+
+def all_topology():
+    """Every run's Hessian record and the topology of each of its landscapes."""
+    paths = []
+    for run in RUNS.values():
+        directory = layout.run_dir(run.experiment, run.point, run.seed)
+        paths.append(str(layout.HessianFiles.in_dir(directory).hessian))
+        for landscape in LANDSCAPES[run.experiment]:
+            landscape_dir = layout.landscape_dir(
+                run.experiment, run.point, run.seed, landscape
+            )
+            paths.append(str(layout.TopologyFiles.in_dir(landscape_dir).topology))
+    return paths
+
+
+def run_panel_inputs(wildcards):
+    """A run's files that its panel for one landscape draws, by option name (only those
+    present, with `available_runs_only: true`)."""
+    run = RUN_DIR.format(**wildcards)
+    landscape_dir = LANDSCAPE_DIR.format(**wildcards)
+    train = layout.TrainFiles.in_dir(run)
+    hessian = layout.HessianFiles.in_dir(run)
+    topology = layout.TopologyFiles.in_dir(landscape_dir)
+    paths = {
+        "train_metrics": train.metrics,
+        "curve": train.curve,
+        "predictions": train.predictions,
+        "hessian": hessian.hessian,
+        "density": hessian.density,
+        "landscape": f"{landscape_dir}/{layout.LANDSCAPE}",
+        "topology": topology.topology,
+        "merge_tree": topology.merge_tree,
+        "persistence": topology.persistence,
+        "profile": topology.profile,
+    }
+    paths = {key: str(path) for key, path in paths.items()}
+    if VALIDATED["available_runs_only"]:
+        paths = {key: path for key, path in paths.items() if Path(path).exists()}
+    return paths
+
+
+def option_list(wildcards, input):
+    """`--name path` for every named input (the run panel's files)."""
+    return " ".join(f"--{key.replace('_', '-')} {path}" for key, path in input.items())
+
+
+def figure_title(kind):
+    return lambda wildcards: f"{wildcards.experiment} ({wildcards.landscape}): {kind}"
 
 
 def check_profile():
@@ -99,84 +279,3 @@ def check_profile():
             )
     if problems:
         raise WorkflowError("profile error:\n  " + "\n  ".join(problems))
-
-
-def run_files(experiment, *names):
-    """The named files of every run of an experiment; with `available_runs_only: true`, only
-    those that exist now (aggregate and plot what a --keep-going sweep left)."""
-    paths = [
-        f"results/{run}/{name}" for run in experiment_runs(experiment) for name in names
-    ]
-    if VALIDATED["available_runs_only"]:
-        paths = [path for path in paths if Path(path).exists()]
-    return paths
-
-
-def swept_description(experiment):
-    """What an experiment sweeps, in words, for report captions."""
-    settings = EXPERIMENT_CONFIG[experiment]
-    grid = settings.get("grid", {})
-    swept = "; ".join(
-        f"{key} ∈ {{{', '.join(map(str, values))}}}" for key, values in grid.items()
-    )
-    seeds = ", ".join(map(str, settings["seeds"]))
-    return (
-        f"{settings['problem']}, {swept or 'no swept hyperparameter'}"
-        f" ({settings['grid_mode']}), seeds {{{seeds}}}"
-    )
-
-
-def experiment_figures(experiment):
-    """Every figure file (PNG and PDF) of one experiment."""
-    names = ["correlations", "metric_panels", "seed_heatmap", "profiles"]
-    if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
-        names += [
-            f"runs/{RUNS[run].point}_seed~{RUNS[run].seed}"
-            for run in experiment_runs(experiment)
-        ]
-    return [
-        f"results/{experiment}/figures/{name}.{ext}"
-        for name in names
-        for ext in ("png", "pdf")
-    ]
-
-
-def runs_description(wildcards):
-    """JSON list of an experiment's runs (so runs without files still get a summary row)."""
-    return json.dumps(
-        [
-            {
-                key: run.to_dict()[key]
-                for key in ("experiment", "point", "seed", "swept")
-            }
-            for run in RUNS.values()
-            if run.experiment == wildcards.experiment
-        ],
-        sort_keys=True,
-    )
-
-
-RUN_PANEL_FILES = (
-    "train_metrics.json",
-    "curve.csv",
-    "predictions.npz",
-    "hessian.json",
-    "density.csv",
-    "landscape.h5",
-    "topology.json",
-    "merge_tree.json",
-    "persistence.csv",
-    "profile.json",
-)
-
-
-def run_panel_inputs(wildcards):
-    """A run's stage files (only those present, with `available_runs_only: true`)."""
-    paths = [f"{RUN_DIR}/{name}".format(**wildcards) for name in RUN_PANEL_FILES]
-    if VALIDATED["available_runs_only"]:
-        paths = [path for path in paths if Path(path).exists()]
-    return paths
-
-
-def figure_title(kind):
-    return lambda wildcards: f"{wildcards.experiment}: {kind}"

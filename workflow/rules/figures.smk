@@ -1,148 +1,165 @@
-"""Figures per experiment (PNG and PDF), each marked for the HTML report
+"""Figures per experiment and landscape (PNG and PDF), each marked for the HTML report
 (`snakemake --report results/report.html`)."""
 
 
 rule correlation_heatmap:
     input:
-        correlations="results/{experiment}/correlations.csv",
+        correlations=layout.table("{experiment}", "{landscape}", "correlations.csv"),
     output:
         png=report(
-            "results/{experiment}/figures/correlations.png",
+            layout.figure("{experiment}", "{landscape}", "correlations", "png"),
             caption="../report/correlations.rst",
             category="{experiment}",
-            subcategory="correlations",
+            subcategory="{landscape}: correlations",
         ),
-        pdf="results/{experiment}/figures/correlations.pdf",
+        pdf=layout.figure("{experiment}", "{landscape}", "correlations", "pdf"),
     log:
-        "logs/{experiment}/figures/correlations.log",
+        layout.log("{experiment}", "figures", "{landscape}", "correlations"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
         settings=stage_settings("figures"),
+        problem=problem_info,
         title=figure_title("correlations over finished runs"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
         "python {params.script} correlations --correlations {input.correlations}"
-        " --settings {params.settings:q} --title {params.title:q}"
+        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule metric_panels:
     input:
-        summary="results/{experiment}/summary.parquet",
+        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
     output:
         png=report(
-            "results/{experiment}/figures/metric_panels.png",
+            layout.figure("{experiment}", "{landscape}", "metric_panels", "png"),
             caption="../report/metric_panels.rst",
             category="{experiment}",
-            subcategory="metrics against the hyperparameter",
+            subcategory="{landscape}: metrics against the hyperparameter",
         ),
-        pdf="results/{experiment}/figures/metric_panels.pdf",
+        pdf=layout.figure("{experiment}", "{landscape}", "metric_panels", "pdf"),
     log:
-        "logs/{experiment}/figures/metric_panels.log",
+        layout.log("{experiment}", "figures", "{landscape}", "metric_panels"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
         settings=stage_settings("figures"),
+        problem=problem_info,
         title=figure_title("topology, test and Hessian metrics"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
         "python {params.script} panels --summary {input.summary}"
-        " --settings {params.settings:q} --title {params.title:q}"
+        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule seed_heatmap:
     input:
-        summary="results/{experiment}/summary.parquet",
-        profiles=lambda wildcards: run_files(wildcards.experiment, "profile.json"),
+        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
+        profiles=lambda wildcards: [
+            paths["profile"]
+            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
+            if "profile" in paths
+        ],
     output:
         png=report(
-            "results/{experiment}/figures/seed_heatmap.png",
+            layout.figure("{experiment}", "{landscape}", "seed_heatmap", "png"),
             caption="../report/seed_heatmap.rst",
             category="{experiment}",
-            subcategory="hyperparameter × seed",
+            subcategory="{landscape}: hyperparameter × seed",
         ),
-        pdf="results/{experiment}/figures/seed_heatmap.pdf",
+        pdf=layout.figure("{experiment}", "{landscape}", "seed_heatmap", "pdf"),
     log:
-        "logs/{experiment}/figures/seed_heatmap.log",
+        layout.log("{experiment}", "figures", "{landscape}", "seed_heatmap"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
         settings=stage_settings("figures"),
+        problem=problem_info,
         title=figure_title("test metric and landscape profile per run"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} seeds --summary {input.summary} --results-dir results"
-        " --settings {params.settings:q} --title {params.title:q}"
+        "python {params.script} seeds --summary {input.summary}"
+        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule landscape_profiles:
     input:
-        summary="results/{experiment}/summary.parquet",
+        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
         # landscape.h5 for the title (dimension, directions: only its attributes are read)
-        files=lambda wildcards: run_files(
-            wildcards.experiment, "profile.json", "landscape.h5"
-        ),
+        files=lambda wildcards: [
+            paths[key]
+            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
+            for key in ("profile", "landscape")
+            if key in paths
+        ],
     output:
         png=report(
-            "results/{experiment}/figures/profiles.png",
+            layout.figure("{experiment}", "{landscape}", "profiles", "png"),
             caption="../report/landscape_profiles.rst",
             category="{experiment}",
-            subcategory="landscape profiles",
+            subcategory="{landscape}: landscape profiles",
         ),
-        pdf="results/{experiment}/figures/profiles.pdf",
+        pdf=layout.figure("{experiment}", "{landscape}", "profiles", "pdf"),
     log:
-        "logs/{experiment}/figures/profiles.log",
+        layout.log("{experiment}", "figures", "{landscape}", "profiles"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
         settings=stage_settings("figures"),
+        problem=problem_info,
         title=figure_title("the basins of every run"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} profiles --summary {input.summary} --results-dir results"
-        " --settings {params.settings:q} --title {params.title:q}"
+        "python {params.script} profiles --summary {input.summary}"
+        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule run_panel:
     input:
-        run_panel_inputs,
+        unpack(run_panel_inputs),
     output:
         png=report(
-            "results/{experiment}/figures/runs/{point}_seed~{seed}.png",
+            layout.run_figure(
+                "{experiment}", "{landscape}", "{point}", "{seed}", "png"
+            ),
             caption="../report/run_panel.rst",
             category="{experiment}",
-            subcategory="per-run panels",
+            subcategory="{landscape}: per-run panels",
             labels={"run": "{point}, seed {seed}"},
         ),
-        pdf="results/{experiment}/figures/runs/{point}_seed~{seed}.pdf",
+        pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
     log:
-        "logs/{experiment}/figures/runs/{point}_seed~{seed}.log",
+        layout.log(
+            "{experiment}", "figures", "{landscape}", "runs", "{point}_seed~{seed}"
+        ),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
         settings=stage_settings("figures"),
-        run_dir=RUN_DIR,
-        title=lambda wildcards: f"{wildcards.experiment}: {wildcards.point}, seed {wildcards.seed}",
+        problem=problem_info,
+        files=option_list,
+        title=lambda wildcards: (
+            f"{wildcards.experiment} ({wildcards.landscape}): {wildcards.point}, seed {wildcards.seed}"
+        ),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} run --run-dir {params.run_dir}"
-        " --settings {params.settings:q} --title {params.title:q}"
+        "python {params.script} run {params.files} --settings {params.settings:q}"
+        " --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_figures:
-    """Every experiment's tables and figures: `snakemake --configfile config/paper/<sweep>.yaml
-    --cores all paper_figures` regenerates that paper's figures."""
+    """Every experiment's tables and figures: `snakemake --cores all paper_figures
+    --configfile config/paper/<sweep>.yaml` regenerates that paper's figures."""
     input:
-        expand("results/{experiment}/summary.csv", experiment=EXPERIMENTS),
-        expand("results/{experiment}/correlations.csv", experiment=EXPERIMENTS),
+        all_tables(),
         [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],

@@ -3,21 +3,21 @@
 
 rule hessian:
     input:
-        checkpoint=f"{RUN_DIR}/checkpoint.pt",
-        metrics=f"{RUN_DIR}/train_metrics.json",
+        checkpoint=str(layout.TrainFiles.in_dir(RUN_DIR).checkpoint),
+        metrics=str(layout.TrainFiles.in_dir(RUN_DIR).metrics),
     output:
-        hessian=f"{RUN_DIR}/hessian.json",
-        eigenvectors=f"{RUN_DIR}/eigenvectors.pt",
-        density=f"{RUN_DIR}/density.csv",
+        **layout.outputs(layout.HessianFiles, RUN_DIR),
     log:
-        "logs/{experiment}/{point}/seed~{seed}/hessian.log",
+        layout.log(RUN_LOG, "hessian"),
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         script=script("hessian.py"),
         settings=stage_settings("hessian"),
-        out_dir=subpath(output.hessian, parent=True),
+        run=run_json,
     shell:
-        "python {params.script} --checkpoint {input.checkpoint} --out-dir {params.out_dir}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        "python {params.script} --checkpoint {input.checkpoint} --train-metrics {input.metrics}"
+        " --run {params.run:q} --hessian {output.hessian} --eigenvectors {output.eigenvectors}"
+        " --density {output.density} --settings {params.settings:q} --threads {threads}"
+        " > {log} 2>&1"

@@ -1,13 +1,14 @@
-"""Landscape stage: the loss on a grid around the trained weights, shared by MPI ranks."""
+"""Landscape stage: the loss on a grid around the trained weights, shared by MPI ranks; one
+job per named landscape of a run."""
 
 
 rule landscape:
     input:
         unpack(landscape_inputs),
     output:
-        landscape=f"{RUN_DIR}/landscape.h5",
+        landscape=f"{LANDSCAPE_DIR}/{layout.LANDSCAPE}",
     log:
-        "logs/{experiment}/{point}/seed~{seed}/landscape.log",
+        layout.log(RUN_LOG, "{landscape}", "landscape"),
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -16,27 +17,27 @@ rule landscape:
         tasks=1,
     params:
         script=script("sample_landscape.py"),
-        settings=stage_settings("landscape"),
-        problem=lambda wildcards: EXPERIMENT_CONFIG[wildcards.experiment]["problem"],
-        eigenvectors=lambda wildcards, input: (
-            f"--eigenvectors {input.eigenvectors}"
-            if "eigenvectors" in input.keys()
-            else ""
+        settings=landscape_settings,
+        run=run_json,
+        directions=lambda wildcards, input: " ".join(
+            f"--{key} {input[key]}"
+            for key in ("eigenvectors", "trajectory")
+            if key in input.keys()
         ),
     shell:
         "{resources.mpi} -n {resources.tasks} python -m mpi4py {params.script}"
         " --checkpoint {input.checkpoint} --output {output.landscape}"
-        " --settings {params.settings:q} --problem {params.problem} {params.eigenvectors}"
+        " --settings {params.settings:q} --run {params.run:q} {params.directions}"
         " --threads {threads} > {log} 2>&1"
 
 
 rule landscape_vti:
     input:
-        landscape=f"{RUN_DIR}/landscape.h5",
+        landscape=f"{LANDSCAPE_DIR}/{layout.LANDSCAPE}",
     output:
-        vti=f"{RUN_DIR}/landscape.vti",
+        vti=f"{LANDSCAPE_DIR}/{layout.LANDSCAPE_VTI}",
     log:
-        "logs/{experiment}/{point}/seed~{seed}/landscape_vti.log",
+        layout.log(RUN_LOG, "{landscape}", "landscape_vti"),
     conda:
         "../../envs/analysis.yaml"
     params:

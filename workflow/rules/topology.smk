@@ -3,20 +3,17 @@
 
 rule topology:
     input:
-        landscape=f"{RUN_DIR}/landscape.h5",
+        landscape=f"{LANDSCAPE_DIR}/{layout.LANDSCAPE}",
     output:
-        topology=f"{RUN_DIR}/topology.json",
-        persistence=f"{RUN_DIR}/persistence.csv",
-        merge_tree=f"{RUN_DIR}/merge_tree.json",
-        profile=f"{RUN_DIR}/profile.json",
+        **layout.outputs(layout.TopologyFiles, LANDSCAPE_DIR),
     log:
-        "logs/{experiment}/{point}/seed~{seed}/topology.log",
+        layout.log(RUN_LOG, "{landscape}", "topology"),
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("topology.py"),
         settings=stage_settings("topology"),
-        out_dir=subpath(output.topology, parent=True),
     shell:
-        "python {params.script} --landscape {input.landscape} --out-dir {params.out_dir}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "python {params.script} --landscape {input.landscape} --topology {output.topology}"
+        " --persistence {output.persistence} --merge-tree {output.merge_tree}"
+        " --profile {output.profile} --settings {params.settings:q} > {log} 2>&1"

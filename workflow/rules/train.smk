@@ -3,34 +3,36 @@
 
 rule train:
     output:
-        checkpoint=f"{RUN_DIR}/checkpoint.pt",
-        metrics=f"{RUN_DIR}/train_metrics.json",
-        curve=f"{RUN_DIR}/curve.csv",
-        predictions=f"{RUN_DIR}/predictions.npz",
+        **layout.outputs(layout.TrainFiles, RUN_DIR),
     log:
-        "logs/{experiment}/{point}/seed~{seed}/train.log",
+        layout.log(RUN_LOG, "train"),
     conda:
         "../../envs/torch.yaml"
     threads: 1
     params:
         script=script("train.py"),
         run=run_json,
-        out_dir=subpath(output.metrics, parent=True),
     shell:
-        "python {params.script} --run {params.run:q} --out-dir {params.out_dir}"
+        "python {params.script} --run {params.run:q} --checkpoint {output.checkpoint}"
+        " --metrics {output.metrics} --curve {output.curve}"
+        " --predictions {output.predictions} --trajectory {output.trajectory}"
         " --threads {threads} > {log} 2>&1"
 
 
 rule train_summary:
     input:
-        metrics=lambda wildcards: expand(
-            "results/{run}/train_metrics.json",
-            run=experiment_runs(wildcards.experiment),
-        ),
+        metrics=lambda wildcards: [
+            str(
+                layout.TrainFiles.in_dir(
+                    layout.run_dir(r.experiment, r.point, r.seed)
+                ).metrics
+            )
+            for r in experiment_runs(wildcards.experiment)
+        ],
     output:
-        "results/{experiment}/train_summary.csv",
+        layout.train_summary("{experiment}"),
     log:
-        "logs/{experiment}/train_summary.log",
+        layout.log("{experiment}", "train_summary"),
     conda:
         "../../envs/analysis.yaml"
     params:

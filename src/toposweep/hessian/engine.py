@@ -24,8 +24,8 @@ from scipy.linalg import eigh_tridiagonal
 from tqdm.auto import tqdm
 
 from ..parameters import flatten, unflatten_shapes
+from ..problems.base import LossFunction
 
-LossFunction = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 # Batched HVPs (vmap over the backward pass) pay off for small models only (measured above).
 SMALL_MODEL_PARAMETERS = 50_000

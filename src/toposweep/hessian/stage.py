@@ -24,6 +24,7 @@ from .. import stage
 from ..config import stage_settings
 from ..io import atomic_path, write_csv, write_json
 from ..layout import HessianFiles
+from ..parameters import unflatten_shapes
 from ..stage import resolve_device
 from ..training import load_trained
 from .engine import (
@@ -203,23 +204,26 @@ def save_eigenvectors(path: str | os.PathLike, status: str, eigenvalues: torch.T
         torch.save(payload, tmp)
 
 
-def load_eigenvectors(path: str | os.PathLike) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+def load_eigenvectors(path: str | os.PathLike, checkpoint_hash: str | None = None
+                      ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """(eigenvalues, one parameter dict per eigenvector) from eigenvectors.pt; raises
-    SkippedHessian for a skipped run and ValueError for a file that is not in the format."""
+    SkippedHessian for a skipped run and ValueError for a file that is not in the format or,
+    with `checkpoint_hash`, was computed from another checkpoint."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     required = ("status", "eigenvalues", "vectors", "names", "shapes", "checkpoint_hash")
     missing = [key for key in required if key not in payload]
     if missing:
         raise ValueError(f"{path}: not a toposweep eigenvectors file (missing keys {missing})")
+    if checkpoint_hash is not None and payload["checkpoint_hash"] != checkpoint_hash:
+        raise ValueError(f"{path} was computed from another checkpoint (hash "
+                         f"{payload['checkpoint_hash'][:12]}, expected {checkpoint_hash[:12]})")
     if payload["status"] != "ok":
         raise SkippedHessian(f"{path}: the Hessian stage skipped this run (status "
                              f"{payload['status']!r}); it has no eigenvectors")
-    numels = [math.prod(shape) for shape in payload["shapes"]]
+    n_params = sum(math.prod(shape) for shape in payload["shapes"])
     vectors = payload["vectors"]
-    if vectors.ndim != 2 or vectors.shape != (len(payload["eigenvalues"]), sum(numels)):
+    if vectors.ndim != 2 or vectors.shape != (len(payload["eigenvalues"]), n_params):
         raise ValueError(f"{path}: vectors of shape {tuple(vectors.shape)} do not match "
-                         f"{len(payload['eigenvalues'])} eigenvalues and {sum(numels)} parameters")
-    dicts = [{name: piece.reshape(shape) for name, piece, shape
-              in zip(payload["names"], torch.split(row, numels), payload["shapes"])}
-             for row in vectors]
+                         f"{len(payload['eigenvalues'])} eigenvalues and {n_params} parameters")
+    dicts = [unflatten_shapes(row, payload["names"], payload["shapes"]) for row in vectors]
     return payload["eigenvalues"], dicts

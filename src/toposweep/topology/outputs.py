@@ -6,13 +6,14 @@ import csv
 import io
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import toposweep
+from toposweep.config import stage_settings
 from toposweep.io import file_sha256, read_landscape, write_json, write_text
+from toposweep.layout import TopologyFiles
 from toposweep.topology.merge_tree import (
     grid_positions,
     merge_tree,
@@ -23,7 +24,6 @@ from toposweep.topology.merge_tree import (
 from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
 
-TOPOLOGY_FILES = ("topology.json", "persistence.csv", "merge_tree.json", "profile.json")
 NONFINITE_POLICY = (
     "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
 )
@@ -60,7 +60,7 @@ def persistence_csv(tree, axes: list[np.ndarray] | None = None) -> str:
 
 def write_topology_outputs(
     values: Any,
-    out_dir: str | os.PathLike,
+    files: TopologyFiles | str | os.PathLike,
     connectivity: str = "freudenthal",
     threshold: float = 0.0,
     relative_threshold: bool = False,
@@ -68,13 +68,13 @@ def write_topology_outputs(
     provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute the merge tree, persistence, metrics and profile of one landscape and write
-    topology.json, persistence.csv, merge_tree.json and profile.json into `out_dir` (each
-    atomically: temp file in the same directory, then os.replace). `axes` (one coordinate array
+    topology.json, persistence.csv, merge_tree.json and profile.json to `files` (or one folder;
+    each atomically: temp file in the same directory, then os.replace). `axes` (one coordinate array
     per dimension) adds axis positions next to grid coordinates. Returns topology.json's content.
     """
     grid = validate_values(values)
     axes = validate_axes(axes, grid.shape)
-    out_dir = Path(out_dir)
+    files = files if isinstance(files, TopologyFiles) else TopologyFiles.in_dir(files)
     start = time.perf_counter()
     tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
     metrics = tree_metrics(tree)
@@ -109,43 +109,44 @@ def write_topology_outputs(
         "provenance": provenance or {},
     }
     tree_dict = tree.to_dict(axes)
-    write_text(out_dir / "persistence.csv", persistence_csv(tree, axes))
-    write_json(out_dir / "merge_tree.json", tree_dict)
-    write_text(out_dir / "profile.json", profile.to_json() + "\n")
-    write_json(out_dir / "topology.json", summary)  # last: its presence marks completion
+    write_text(files.persistence, persistence_csv(tree, axes))
+    write_json(files.merge_tree, tree_dict)
+    write_text(files.profile, profile.to_json() + "\n")
+    write_json(files.topology, summary)  # last: its presence marks completion
     return summary
 
 
 def topology_of_landscape_file(
     landscape_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    connectivity: str = "freudenthal",
-    threshold: float = 0.0,
-    relative_threshold: bool = False,
+    files: TopologyFiles | str | os.PathLike,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """The workflow's topology step: read a landscape HDF5 file and write the four files.
+    """The workflow's topology step: read a landscape HDF5 file and write the four files
+    (`settings`: the config's `topology` section; the schema's defaults fill the rest).
 
     A landscape whose `status` attribute is not "ok" (e.g. from a diverged run) gets files with
     status "skipped" and no numbers, so aggregation keeps the run and shows why it is empty.
     """
+    settings = stage_settings("topology", settings)
+    files = files if isinstance(files, TopologyFiles) else TopologyFiles.in_dir(files)
     landscape = read_landscape(landscape_path)
     provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path)}
     status = landscape.attrs.get("status", "ok")
     if status != "ok":
         reason = f"landscape status is {status!r}: {landscape.attrs.get('message', '')}".rstrip(": ")
-        return write_skipped_topology(out_dir, reason, provenance)
-    return write_topology_outputs(landscape.loss, out_dir, connectivity, threshold,
-                                  relative_threshold, axes=landscape.axes, provenance=provenance)
+        return write_skipped_topology(files, reason, provenance)
+    return write_topology_outputs(landscape.loss, files, settings["connectivity"],
+                                  settings["threshold"], settings["relative_threshold"],
+                                  axes=landscape.axes, provenance=provenance)
 
 
 def write_skipped_topology(
-    out_dir: str | os.PathLike, reason: str, provenance: dict[str, Any] | None = None
+    files: TopologyFiles, reason: str, provenance: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The four files for a landscape that has no topology to compute: status and reason only."""
-    out_dir = Path(out_dir)
     summary = {"status": "skipped", "message": reason, "provenance": provenance or {}}
-    write_text(out_dir / "persistence.csv", "birth,death,persistence,birth_vertex,death_vertex\n")
-    write_json(out_dir / "merge_tree.json", {"status": "skipped", "nodes": [], "arcs": []})
-    write_json(out_dir / "profile.json", {"status": "skipped", "basins": []})
-    write_json(out_dir / "topology.json", summary)
+    write_text(files.persistence, "birth,death,persistence,birth_vertex,death_vertex\n")
+    write_json(files.merge_tree, {"status": "skipped", "nodes": [], "arcs": []})
+    write_json(files.profile, {"status": "skipped", "basins": []})
+    write_json(files.topology, summary)
     return summary
