@@ -15,9 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(int(os.environ.get("TOPOSWEEP_TEST_THREADS", "1")))
 
 
-def make_runs(problem: str, settings: dict, grid: dict | None = None, seeds=(0,)) -> list[dict]:
+def make_runs(problem: str, settings: dict, grid: dict | None = None, seeds=(0,),
+              snapshots: dict | None = None) -> list[dict]:
     """Validated runs of one experiment, as the dicts the training stage takes."""
-    experiment = {"name": "t", "problem": problem, "settings": settings, "seeds": list(seeds)}
+    experiment = {"name": "t", "problem": problem, "settings": settings, "seeds": list(seeds),
+                  "snapshots": snapshots}
     if grid:
         experiment["grid"] = grid
     config = validate_config({"experiments": [experiment]})

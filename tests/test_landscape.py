@@ -18,10 +18,13 @@ import torch
 from toposweep.directions import cosine, flatten, normalize_direction, random_directions
 from toposweep.io import read_landscape
 from toposweep.landscape import (
-    PointEvaluator, build_directions, check_settings, grid_axes, sample_grid, sample_landscape,
-    write_vti,
+    PointEvaluator, build_directions, grid_axes, sample_grid, sample_landscape, write_vti,
 )
-from toposweep.training import CHECKPOINT, load_trained, train_run
+from toposweep.layout import TrainFiles
+from toposweep.stage import WrongRun
+from toposweep.training import load_trained, train_run
+
+CHECKPOINT = TrainFiles.checkpoint
 
 from conftest import REPO, TINY_RESNET, make_runs
 
@@ -117,11 +120,9 @@ def test_nonfinite_losses_are_kept_and_counted(tmp_path):
 
 
 def test_bad_landscape_inputs_fail_before_evaluation(pinn_checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="resolution must be >= 3"):
-        check_settings({**SETTINGS, "resolution": 2})
-    with pytest.raises(ValueError, match="dimensions must be 1..4"):
-        check_settings({**SETTINGS, "dimensions": 5})
-    problem, model, _ = load_trained(pinn_checkpoint)
+    with pytest.raises(ValueError, match=r"landscape.resolution: 2 is less than the minimum of 3"):
+        sample_landscape(pinn_checkpoint, tmp_path / "l.h5", {**SETTINGS, "resolution": 2})
+    problem, model, checkpoint = load_trained(pinn_checkpoint)
     loss_fn, params = problem.loss_function(model)
     wrong = {n: torch.zeros(3) for n in params}
     with pytest.raises(ValueError, match=r"direction 0: 0.weight has shape \(3,\), the model's is \(50, 2\)"):
@@ -129,9 +130,13 @@ def test_bad_landscape_inputs_fail_before_evaluation(pinn_checkpoint, tmp_path):
     eigenvectors = [{n: torch.randn_like(p) for n, p in params.items()}]
     with pytest.raises(ValueError, match="dimensions is 2 but the Hessian stage computed only 1"):
         build_directions({**SETTINGS, "directions": "hessian"}, params, eigenvectors)
-    with pytest.raises(ValueError, match="is a 'pinn_convection' checkpoint, but this experiment's problem is 'resnet20'"):
-        sample_landscape(pinn_checkpoint, tmp_path / "l.h5", SETTINGS, expected_problem="resnet20")
+    other_run = make_runs("resnet20", TINY_RESNET)[0]
+    with pytest.raises(WrongRun, match=r"belongs to another run: it was trained for t/default/seed~0 \(problem 'pinn_convection'\)"):
+        sample_landscape(pinn_checkpoint, tmp_path / "l.h5", SETTINGS, run=other_run)
     assert not (tmp_path / "l.h5").exists()
+    own = sample_landscape(pinn_checkpoint, tmp_path / "own.h5", {**SETTINGS, "resolution": 3},
+                           run=checkpoint["run_config"])
+    assert own["status"] == "ok"
 
 
 def test_sample_landscape_writes_the_documented_file(pinn_checkpoint, tmp_path):
@@ -242,10 +247,44 @@ def test_auto_keeps_the_probed_points_and_matches_explicit_methods(pinn_checkpoi
 
 
 def test_a_skipped_hessian_gives_a_skipped_landscape(pinn_checkpoint, tmp_path):
+    from toposweep.io import load_checkpoint
+
+    own_hash = load_checkpoint(pinn_checkpoint)["hash"]
     torch.save({"status": "skipped", "eigenvalues": torch.zeros(0), "vectors": torch.zeros(0, 0),
-                "names": [], "shapes": [], "checkpoint_hash": ""}, tmp_path / "eigenvectors.pt")
+                "names": [], "shapes": [], "checkpoint_hash": own_hash}, tmp_path / "eigenvectors.pt")
     result = sample_landscape(pinn_checkpoint, tmp_path / "landscape.h5",
                               {**SETTINGS, "directions": "hessian"},
                               eigenvectors_path=tmp_path / "eigenvectors.pt")
     assert result["status"] == "skipped" and "skipped this run" in result["message"]
     assert read_landscape(tmp_path / "landscape.h5").attrs["status"] == "skipped"
+
+
+def test_trajectory_pca_plane_and_the_projected_path(tmp_path):
+    """Snapshots every epoch: the plane is the top principal components of (snapshot - final
+    weights) (checked against numpy's SVD), the path ends at the centre, and the landscape's
+    centre is the trained loss."""
+    from sklearn.decomposition import PCA  # noqa: F401  (the library's PCA; compared with SVD)
+
+    run = make_runs("resnet20", {**TINY_RESNET, "epochs": 4}, snapshots={"every": 1, "unit": "epoch"})[0]
+    metrics = train_run(run, tmp_path)
+    assert metrics["n_snapshots"] == 5  # the initial weights and one per epoch
+    settings = {**SETTINGS, "directions": "trajectory_pca", "resolution": 5, "extent": "auto",
+                "method": "loop"}
+    result = sample_landscape(tmp_path / CHECKPOINT, tmp_path / "trajectory.h5", settings,
+                              trajectory_path=tmp_path / TrainFiles.trajectory, run=run)
+    assert result["status"] == "ok"
+    landscape = read_landscape(tmp_path / "trajectory.h5")
+    path = landscape.datasets["trajectory"]
+    assert path.shape == (5, 2)
+    np.testing.assert_allclose(path[-1], 0.0, atol=1e-6)  # the last snapshot is the final weights
+    snapshots = torch.load(tmp_path / TrainFiles.trajectory, weights_only=True)["parameters"].double().numpy()
+    offsets = snapshots - snapshots[-1]
+    _, singular, rows = np.linalg.svd(offsets - offsets.mean(0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(path), np.abs(offsets @ rows[:2].T), rtol=1e-5, atol=1e-7)
+    explained = json.loads(landscape.attrs["explained_variance_ratio"]) if isinstance(
+        landscape.attrs["explained_variance_ratio"], str) else landscape.attrs["explained_variance_ratio"]
+    np.testing.assert_allclose(explained, singular[:2] ** 2 / (singular ** 2).sum(), rtol=1e-6)
+    assert landscape.axes[0][-1] == pytest.approx(1.2 * np.abs(path).max())
+    problem, model, _ = load_trained(tmp_path / CHECKPOINT)
+    loss_fn, params = problem.loss_function(model)
+    assert landscape.loss[2, 2] == pytest.approx(float(loss_fn(params)), rel=1e-6)

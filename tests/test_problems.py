@@ -11,9 +11,9 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from toposweep.datasets import load_cifar10, load_digits, random_crop_flip
-from toposweep.problems import PROBLEMS, get_problem
+from toposweep.problems import BUILT_IN, get_problem
 from toposweep.problems.pinn_convection import PinnConvection, convection_mlp, convection_residual
-from toposweep.problems.resnet20 import ResNet20
+from toposweep.models.resnet import ResNet20
 
 from conftest import TINY_RESNET, make_runs
 
@@ -41,7 +41,7 @@ def test_resnet20_takes_small_inputs():
 
 
 def test_unknown_problem_names_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"unknown problem 'mlp'; allowed: \['pinn_convection', 'resnet20', 'unet_crf'\]"):
+    with pytest.raises(ValueError, match=r"'mlp' is not a built-in problem \(pinn_convection, resnet20, unet_crf\)"):
         get_problem("mlp")
 
 
@@ -196,7 +196,7 @@ def test_resnet_loss_function_uses_eval_mode_and_a_fixed_batch():
 
 
 def test_every_registered_problem_implements_the_seam():
-    for name, cls in PROBLEMS.items():
+    for name, cls in ((name, get_problem(name)) for name in BUILT_IN):
         assert cls.name == name
         for method in ("build_model", "train", "evaluate", "loss_function", "predictions"):
             assert callable(getattr(cls, method))

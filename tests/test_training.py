@@ -16,7 +16,11 @@ import torch
 
 from toposweep.aggregate import train_summary
 from toposweep.io import atomic_path, load_checkpoint, read_json, save_checkpoint
-from toposweep.training import CHECKPOINT, CURVE, METRICS, PREDICTIONS, RESUME_STATE, train_run
+from toposweep.layout import TrainFiles
+from toposweep.training import train_run
+
+CHECKPOINT, CURVE, METRICS = TrainFiles.checkpoint, TrainFiles.curve, TrainFiles.metrics
+PREDICTIONS, RESUME_STATE = TrainFiles.predictions, TrainFiles.resume_state
 
 from conftest import REPO, TINY_RESNET, make_runs
 
@@ -108,18 +112,21 @@ def test_a_killed_training_run_resumes_bit_identically(tmp_path):
     run = make_runs("resnet20", {**TINY_RESNET, "epochs": 30})[0]
     reference = train_run(run, tmp_path / "reference")
     out_dir = tmp_path / "killed"
+    files = TrainFiles.in_dir(out_dir)
     command = [sys.executable, str(REPO / "scripts" / "train.py"), "--run", json.dumps(run),
-               "--out-dir", str(out_dir), "--threads", "1"]
+               "--checkpoint", str(files.checkpoint), "--metrics", str(files.metrics),
+               "--curve", str(files.curve), "--predictions", str(files.predictions),
+               "--trajectory", str(files.trajectory), "--threads", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out_dir / RESUME_STATE
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if state.exists() and torch.load(state, weights_only=False)["epoch"] >= 3:
+        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 3:
             break
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    saved_epoch = torch.load(state, weights_only=False)["epoch"]
+    saved_epoch = torch.load(state, weights_only=True)["epoch"]
     assert 3 <= saved_epoch < 30, "the process must be killed mid-training"
     assert not (out_dir / METRICS).exists()
     resumed = train_run(run, out_dir)

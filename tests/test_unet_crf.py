@@ -14,7 +14,8 @@ from toposweep.directions import random_directions
 from toposweep.io import read_json
 from toposweep.landscape import sample_grid
 from toposweep.problems import get_problem
-from toposweep.problems.unet_crf import MeanFieldCRF, UNet, mean_iou
+from toposweep.models.unet_crf import MeanFieldCRF, UNet
+from toposweep.problems.unet_crf import mean_iou
 from toposweep.training import load_trained, train_run
 
 from conftest import make_runs

@@ -218,6 +218,9 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
         if directions == "trajectory_pca" and snapshots is None:
             messages.append(f"{at}.directions: trajectory_pca needs the training snapshots; set "
                             f"{where}.snapshots (e.g. {{every: 1, unit: epoch}})")
+        if directions == "trajectory_pca" and landscape["normalization"] not in ("auto", "none"):
+            messages.append(f"{at}.normalization: trajectory_pca keeps the components' unit norm "
+                            "(the training path is projected on them); use auto or none")
         if landscape["extent"] == "auto" and directions != "trajectory_pca":
             messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
                             "trajectory_pca; give a number")
