@@ -3,6 +3,7 @@ landscapes whose topology is known, so aggregation and figures are tested on rea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,30 @@ from toposweep.topology import write_topology_outputs
 from toposweep.topology.outputs import write_skipped_topology
 
 AXIS = np.linspace(-1.0, 1.0, 11)
+RUN_FILES = {"train_metrics": "train_metrics.json", "hessian": "hessian.json",
+             "landscape": "landscape.h5", "topology": "topology.json", "profile": "profile.json"}
+PANEL_FILES = {"train_metrics": "train_metrics.json", "curve": "curve.csv",
+               "predictions": "predictions.npz", "hessian": "hessian.json",
+               "density": "density.csv", "landscape": "landscape.h5", "topology": "topology.json",
+               "merge_tree": "merge_tree.json", "persistence": "persistence.csv",
+               "profile": "profile.json"}
+
+
+@dataclass(frozen=True)
+class SyntheticRun(RunSpec):
+    """A run whose files (of every stage, its one landscape's too) sit in one folder."""
+
+    directory: Path = Path()
+
+
+def synthetic_run(directory: Path, experiment: str, point: str, seed: int, swept: dict) -> SyntheticRun:
+    files = {key: directory / name for key, name in RUN_FILES.items()}
+    return SyntheticRun(experiment, point, seed, swept, files, directory)
+
+
+def panel_files(directory: Path) -> dict[str, Path]:
+    """The run panel's files of a synthetic run (all in its folder)."""
+    return {key: directory / name for key, name in PANEL_FILES.items()}
 
 
 def wells(n_wells: int, depth: float) -> np.ndarray:
@@ -29,7 +54,7 @@ def write_run(results: Path, experiment: str, beta: float, seed: int, n_wells: i
               status: str = "ok") -> RunSpec:
     """All stage files of one PINN-like run; `status` "diverged" writes skipped later stages."""
     point = f"beta~{beta:g}"
-    run = RunSpec(results / experiment / point / f"seed~{seed}", experiment, point, seed, {"beta": beta})
+    run = synthetic_run(results / experiment / point / f"seed~{seed}", experiment, point, seed, {"beta": beta})
     run.directory.mkdir(parents=True, exist_ok=True)
     ok = status == "ok"
     write_json(run.directory / "train_metrics.json", {
@@ -82,5 +107,5 @@ def write_experiment(results: Path, experiment: str = "pinn") -> list[RunSpec]:
         for seed in (0, 1):
             runs.append(write_run(results, experiment, beta, seed, n_wells))
     runs.append(write_run(results, experiment, 8, 0, 4, status="diverged"))
-    runs.append(RunSpec(results / experiment / "beta~8" / "seed~1", experiment, "beta~8", 1, {"beta": 8}))
+    runs.append(synthetic_run(results / experiment / "beta~8" / "seed~1", experiment, "beta~8", 1, {"beta": 8}))
     return runs

@@ -12,7 +12,18 @@ from toposweep.aggregate import correlations, summary_table
 from toposweep.io import read_json, read_landscape
 from toposweep.topology import landscape_profile, merge_tree
 
-from synthetic_runs import write_experiment
+from synthetic_runs import panel_files, write_experiment
+
+
+@pytest.fixture(autouse=True)
+def pinn_labels():
+    """The synthetic experiment is PINN-like: figures get the PINN's declared labels (β for
+    beta), as the workflow's figure jobs do through --problem."""
+    from toposweep.aggregate import problem_labels
+    from toposweep.problems import get_problem
+
+    with problem_labels(get_problem("pinn_convection").describe()):
+        yield
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -79,7 +90,7 @@ def test_metric_panels_plot_means_over_seeds(experiment, tmp_path):
 
 def test_run_panel_of_a_finished_run_has_every_view(experiment, tmp_path):
     _, runs, _ = experiment
-    figure = plots.run_panel(runs[4].directory, "pinn β = 4, seed 0")
+    figure = plots.run_panel(panel_files(runs[4].directory), "pinn β = 4, seed 0", "field")
     text = figure_texts(figure)
     for title in ("loss landscape (contour)", "loss landscape (surface)", "merge tree",
                   "persistence diagram (0-dimensional)", "landscape profile",
@@ -93,18 +104,18 @@ def test_run_panel_of_a_finished_run_has_every_view(experiment, tmp_path):
 
 def test_run_panel_of_a_diverged_run_says_why_instead_of_crashing(experiment, tmp_path):
     _, runs, _ = experiment
-    figure = plots.run_panel(runs[6].directory, "diverged")
+    figure = plots.run_panel(panel_files(runs[6].directory), "diverged", "field")
     text = figure_texts(figure)
     assert "training status: diverged" in text
     assert "status: skipped\ntraining status is 'diverged'" in text
     assert_written(figure, tmp_path, "diverged")
-    missing = plots.run_panel(runs[7].directory, "missing")
+    missing = plots.run_panel(panel_files(runs[7].directory), "missing", "field")
     assert "landscape.h5 is missing" in figure_texts(missing)
 
 
 def test_seed_heatmap_places_each_run_and_its_status(experiment, tmp_path):
     results, _, table = experiment
-    profiles = plots.load_profiles(table, "beta", results)
+    profiles = plots.load_profiles(table, "beta")
     assert profiles[(8, 1)] is None and profiles[(8, 0)]["status"] == "skipped"
     figure = plots.seed_heatmap(table, "beta", "test_relative_l2", profiles, "pinn")
     text = figure_texts(figure)
@@ -177,7 +188,7 @@ def test_a_three_dimensional_landscape_is_drawn_as_central_slices(tmp_path):
     write_landscape(run.directory / "landscape.h5", (grid - 6.0) ** 2 + 1.0, [axis] * 3,
                     attrs={"status": "ok", "settings": {"directions": "hessian"}})
     write_topology_outputs((grid - 6.0) ** 2 + 1.0, run.directory, axes=[axis] * 3)
-    text = figure_texts(plots.run_panel(run.directory, "cube"))
+    text = figure_texts(plots.run_panel(panel_files(run.directory), "cube", "field"))
     assert "3-D landscape: slice at α2 = 0" in text and "3-D landscape: slice at α1 = 0" in text
     assert "Hessian eigenvector 1" in text
 
@@ -196,8 +207,8 @@ def axes_texts(ax) -> str:
 
 def test_landscape_profiles_put_every_run_on_one_shared_loss_axis(experiment, tmp_path):
     results, runs, table = experiment
-    profiles = plots.load_profiles(table, "beta", results)
-    settings = plots.landscape_settings(table, results)
+    profiles = plots.load_profiles(table, "beta")
+    settings = plots.landscape_settings(table)
     assert settings == {"directions": "random"}  # what synthetic_runs writes
     figure = plots.landscape_profiles(table, "beta", profiles, "pinn", settings)
     cells = profile_axes(figure)
@@ -248,9 +259,9 @@ def test_landscape_profiles_name_hessian_directions_and_go_log_for_wide_losses(t
         write_topology_outputs(loss, run.directory, axes=[axis] * 4)
         runs.append(run)
     table = summary_table(runs)
-    profiles = plots.load_profiles(table, "beta", tmp_path)
+    profiles = plots.load_profiles(table, "beta")
     figure = plots.landscape_profiles(table, "beta", profiles, "",
-                                      plots.landscape_settings(table, tmp_path))
+                                      plots.landscape_settings(table))
     assert figure.get_suptitle() == ("4-D landscapes (top-4 Hessian directions): landscape "
                                      "profile of every run, one shared log₁₀ loss axis")
     low = np.log10(min(p["value_min"] for p in profiles.values()))
@@ -326,8 +337,8 @@ def test_plot_figures_profiles_command_writes_the_figure(experiment, tmp_path):
     table.to_parquet(summary)
     outputs = [tmp_path / "profiles.png", tmp_path / "profiles.pdf"]
     subprocess.run([sys.executable, str(REPO / "scripts" / "plot_figures.py"), "profiles",
-                    "--summary", str(summary), "--results-dir", str(results),
-                    "--settings", '{"dpi": 60}', "--output", *map(str, outputs)], check=True)
+                    "--summary", str(summary), "--settings", '{"dpi": 60}',
+                    "--output", *map(str, outputs)], check=True)
     assert outputs[0].read_bytes()[:8] == PNG_SIGNATURE
     assert outputs[1].read_bytes()[:5] == b"%PDF-"
 
@@ -353,7 +364,7 @@ def test_run_panel_shows_segmentation_examples_with_named_classes(tmp_path):
     write_json(run.directory / "train_metrics.json",
                {**metrics, "test_pixel_accuracy": 0.9412, "test_mean_iou": 0.8123})
 
-    figure = plots.run_panel(run.directory, "segmentation")
+    figure = plots.run_panel(panel_files(run.directory), "segmentation", "segmentation")
     true_block, predicted_block = figure.subfigs
     assert true_block.get_suptitle() == "3 test images with their true masks"  # capped at 3
     assert predicted_block.get_suptitle() == ("predicted masks (test set: pixel accuracy 0.941, "

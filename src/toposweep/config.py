@@ -12,19 +12,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import jsonschema
 import yaml
-from jsonschema import Draft202012Validator
 
 from .layout import run_name
 from .problems import Problem, ProblemError, get_problem
+from .schema import (ConfigError, _describe, _validator_filling_defaults, key_path, load_schema,
+                     stage_settings)
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+__all__ = ["ConfigError", "Run", "assembled_schema", "expand_runs", "grid_points", "key_path",
+           "load_config", "load_schema", "point_name", "resolve_problems", "stage_settings",
+           "validate_config"]
+
 DEFAULT_POINT = "default"
-
-
-class ConfigError(ValueError):
-    """A configuration that must not run; the message lists every offending key path."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(path.read_text())
 
 
 DEVICE_SETTING = {"description": "auto = CUDA when available, else CPU.",
@@ -98,47 +93,6 @@ def resolve_problems(config: dict) -> tuple[dict[str, type[Problem]], list[str]]
         except ProblemError as error:
             errors.append(f"experiments[{index}].problem: {error}")
     return problems, errors
-
-
-def _validator_filling_defaults() -> type:
-    """Draft 2020-12 validator that also writes each property's `default` into the instance."""
-    check_properties = Draft202012Validator.VALIDATORS["properties"]
-
-    def properties_with_defaults(validator, properties, instance, schema):
-        if validator.is_type(instance, "object"):
-            for name, subschema in properties.items():
-                if isinstance(subschema, dict) and "default" in subschema and name not in instance:
-                    instance[name] = copy.deepcopy(subschema["default"])
-        yield from check_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
-
-
-def key_path(parts: Iterable[Any]) -> str:
-    """['experiments', 0, 'grid', 'lr', 1] -> 'experiments[0].grid.lr[1]'."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "<top level>"
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    message = error.message
-    if error.validator == "additionalProperties" and isinstance(error.schema, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        message += f"; allowed keys: {', '.join(allowed)}"
-    if error.validator == "type" and isinstance(error.instance, str) and _looks_numeric(error.instance):
-        message += (f" (YAML reads {error.instance} as text: write the number with a dot and a "
-                    "signed exponent, e.g. 1.0e-4 or 1.0e+8)")
-    return f"{key_path(error.absolute_path)}: {message}"
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:
@@ -225,23 +179,6 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
             messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
                             "trajectory_pca; give a number")
     return messages
-
-
-def stage_settings(section: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One stage's settings (`hessian`, `landscape`, `topology`, ...) with the schema's
-    defaults filled in, for calls of the library outside the workflow; raises ConfigError
-    naming a wrong key or value. The schema is the only owner of the defaults."""
-    defs = load_schema()["$defs"]
-    section_schema = copy.deepcopy(defs["landscape"] if section == "landscape"
-                                   else defs["experiment"]["properties"][section])
-    section_schema.pop("required", None)
-    section_schema["$defs"] = defs
-    filled = copy.deepcopy(settings or {})
-    errors = [f"{section}.{_describe(error)}"
-              for error in _validator_filling_defaults()(section_schema).iter_errors(filled)]
-    if errors:
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(errors))
-    return filled
 
 
 def load_config(path: str | Path) -> dict:

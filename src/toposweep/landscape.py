@@ -23,7 +23,7 @@ from torch.func import vmap
 from tqdm.auto import tqdm
 
 from . import stage
-from .config import stage_settings
+from .schema import stage_settings
 from .directions import (Direction, TrajectoryPlane, flatten, normalize_direction, orthogonalize,
                          random_directions, trajectory_plane, unflatten)
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape

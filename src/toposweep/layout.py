@@ -69,6 +69,11 @@ class _Files:
         directory = Path(directory)
         return cls(**{f.name: directory / f.default for f in fields(cls)})
 
+    @classmethod
+    def of(cls, files):
+        """`files` as they are, or all of them inside one folder (a path)."""
+        return files if isinstance(files, cls) else cls.in_dir(files)
+
     def as_dict(self) -> dict[str, Path]:
         return {f.name: Path(getattr(self, f.name)) for f in fields(self)}
 

@@ -27,7 +27,7 @@ def train_run(run: dict[str, Any], files: TrainFiles | str | Path) -> dict[str, 
     A run whose loss turns NaN/inf stops there and is recorded with status "diverged"; the
     weights it reached are saved with that status so later stages can skip it knowingly.
     """
-    files = files if isinstance(files, TrainFiles) else TrainFiles.in_dir(files)
+    files = TrainFiles.of(files)
     settings = run["settings"]
     device = resolve_device(settings.get("device", "auto"))
     torch.manual_seed(run["seed"])

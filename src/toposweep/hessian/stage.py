@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from .. import stage
-from ..config import stage_settings
+from ..schema import stage_settings
 from ..io import atomic_path, write_csv, write_json
 from ..layout import HessianFiles
 from ..parameters import unflatten_shapes
@@ -62,7 +62,7 @@ def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, files: HessianFile
     """
     started = time.perf_counter()
     settings = stage_settings("hessian", settings)
-    files = files if isinstance(files, HessianFiles) else HessianFiles.in_dir(files)
+    files = HessianFiles.of(files)
     device = resolve_device(settings["device"])
     problem, model, checkpoint = load_trained(checkpoint_path, device, run)
     names = [name for name, _ in model.named_parameters()]

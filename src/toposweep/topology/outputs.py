@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 import toposweep
-from toposweep.config import stage_settings
+from toposweep.schema import stage_settings
 from toposweep.io import file_sha256, read_landscape, write_json, write_text
 from toposweep.layout import TopologyFiles
 from toposweep.topology.merge_tree import (
@@ -74,7 +74,7 @@ def write_topology_outputs(
     """
     grid = validate_values(values)
     axes = validate_axes(axes, grid.shape)
-    files = files if isinstance(files, TopologyFiles) else TopologyFiles.in_dir(files)
+    files = TopologyFiles.of(files)
     start = time.perf_counter()
     tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
     metrics = tree_metrics(tree)
@@ -128,7 +128,7 @@ def topology_of_landscape_file(
     status "skipped" and no numbers, so aggregation keeps the run and shows why it is empty.
     """
     settings = stage_settings("topology", settings)
-    files = files if isinstance(files, TopologyFiles) else TopologyFiles.in_dir(files)
+    files = TopologyFiles.of(files)
     landscape = read_landscape(landscape_path)
     provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path)}
     status = landscape.attrs.get("status", "ok")
@@ -141,9 +141,10 @@ def topology_of_landscape_file(
 
 
 def write_skipped_topology(
-    files: TopologyFiles, reason: str, provenance: dict[str, Any] | None = None
+    files: TopologyFiles | str | os.PathLike, reason: str, provenance: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The four files for a landscape that has no topology to compute: status and reason only."""
+    files = TopologyFiles.of(files)
     summary = {"status": "skipped", "message": reason, "provenance": provenance or {}}
     write_text(files.persistence, "birth,death,persistence,birth_vertex,death_vertex\n")
     write_json(files.merge_tree, {"status": "skipped", "nodes": [], "arcs": []})
