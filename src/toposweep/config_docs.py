@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from .config import SCHEMA_PATH, load_schema, problem_settings_schema
+from .config import problem_settings_schema
+from .schema import SCHEMA_PATH, load_schema
 from .problems import BUILT_IN, get_problem
 
 README_PATH = SCHEMA_PATH.parents[2] / "config" / "README.md"
