@@ -6,6 +6,7 @@ atomically. Inputs are the stage files and the aggregate tables; nothing here im
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -216,9 +217,13 @@ def metric_panels(
 # --- the per-run panel ----------------------------------------------------------------------
 
 
+AXIS_NAMES = {"hessian": "Hessian eigenvector", "trajectory_pca": "trajectory PC",
+              "random": "random direction"}
+
+
 def _landscape_axes_label(index: int, settings: Mapping[str, Any]) -> str:
-    directions = settings.get("directions", "random")
-    return f"α{index} ({'Hessian eigenvector ' + str(index + 1) if directions == 'hessian' else 'random direction ' + str(index + 1)})"
+    name = AXIS_NAMES.get(settings.get("directions", "random"), "direction")
+    return f"α{index} ({name} {index + 1})"
 
 
 def draw_landscape_contour(ax, loss: np.ndarray, axes: Sequence[np.ndarray], scale: LossScale,
@@ -630,8 +635,9 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
                 draw_landscape_contour(first, loss, axes, scale, _landscape_axes_label(1, settings),
                                        _landscape_axes_label(0, settings), "loss landscape (contour)")
                 if "trajectory" in landscape.datasets:
+                    explained = landscape.attrs.get("explained_variance_ratio")
                     draw_trajectory(first, landscape.datasets["trajectory"],
-                                    landscape.attrs.get("explained_variance_ratio"))
+                                    json.loads(explained) if isinstance(explained, str) else explained)
                 second = figure.add_subplot(slots[1], projection="3d")
                 draw_landscape_surface(second, loss, axes, scale, "loss landscape (surface)")
             else:
