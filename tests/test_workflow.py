@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +30,10 @@ def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory) -> Path:
+    """The tiny sweep in a fresh work directory that holds a copy of examples/ (its regression
+    experiment names examples/regression/problem.py relative to the working directory)."""
     workdir = tmp_path_factory.mktemp("sweep")
+    shutil.copytree(REPO / "examples" / "regression", workdir / "examples" / "regression")
     result = snakemake(workdir, REPO / "tests" / "data" / "tiny_sweep.yaml",
                        "--set-resources", "landscape:tasks=2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,15 +74,16 @@ def test_every_run_gets_a_landscape_and_its_topology(tiny_sweep):
     """The sweep ran the landscape step as a 2-rank MPI job (see the fixture)."""
     from toposweep.io import read_landscape
 
-    run_dir = tiny_sweep / "results" / "pinn" / "beta~1" / "seed~0"
+    run_dir = tiny_sweep / "results" / "pinn" / "beta~1" / "seed~0" / "random2d"
     landscape = read_landscape(run_dir / "landscape.h5")
     assert landscape.loss.shape == (9, 9) and landscape.attrs["status"] == "ok"
     assert landscape.loss.min() == landscape.loss[4, 4]
     topology = read_json(run_dir / "topology.json")
     assert topology["settings"]["connectivity"] == "axis"  # from the config's topology section
     assert topology["metrics"]["n_minima"] >= 1 and topology["metrics"]["n_vertices"] == 81
-    assert "'ranks': 2" in (tiny_sweep / "logs" / "pinn" / "beta~1" / "seed~0" / "landscape.log").read_text()
-    diverged = tiny_sweep / "results" / "resnet" / "lr~100000000.0" / "seed~0"
+    log = tiny_sweep / "logs" / "pinn" / "beta~1" / "seed~0" / "random2d" / "landscape.log"
+    assert "'ranks': 2" in log.read_text()
+    diverged = tiny_sweep / "results" / "resnet" / "lr~100000000.0" / "seed~0" / "random2d"
     assert read_landscape(diverged / "landscape.h5").attrs["status"] == "skipped"
     topology = read_json(diverged / "topology.json")
     assert topology["status"] == "skipped" and "training status is 'diverged'" in topology["message"]
@@ -88,21 +94,21 @@ def test_tiny_unet_crf_sweep_runs_end_to_end(tiny_sweep):
     from toposweep.io import read_landscape
     from toposweep.training import load_trained
 
-    summary = pd.read_csv(tiny_sweep / "results" / "segmentation" / "summary.csv")
+    summary = pd.read_csv(tiny_sweep / "results" / "segmentation" / "tables" / "hessian2d" / "summary.csv")
     assert list(summary["point"]) == ["lr~0.01", "lr~0.001"]
     assert (summary["status"] == "ok").all()
     assert summary["test_mean_iou"].between(0, 1).all()
     assert summary["test_pixel_accuracy"].between(0, 1).all()
     assert (summary["n_minima"] >= 1).all() and summary["top_eigenvalue"].notna().all()
     run_dir = tiny_sweep / "results" / "segmentation" / "lr~0.01" / "seed~0"
-    landscape = read_landscape(run_dir / "landscape.h5")
+    landscape = read_landscape(run_dir / "hessian2d" / "landscape.h5")
     assert landscape.loss.shape == (7, 7)
     problem, model, _ = load_trained(run_dir / "checkpoint.pt")
     loss_fn, params = problem.loss_function(model)
     assert landscape.loss[3, 3] == pytest.approx(float(loss_fn(params)), rel=1e-5)
     hessian = read_json(run_dir / "hessian.json")
     assert len(hessian["eigenvalues"]) == 2
-    figures = tiny_sweep / "results" / "segmentation" / "figures"
+    figures = tiny_sweep / "results" / "segmentation" / "figures" / "hessian2d"
     assert (figures / "seed_heatmap.png").stat().st_size > 10_000
     assert (figures / "runs" / "lr~0.01_seed~0.png").stat().st_size > 10_000
 
@@ -128,11 +134,66 @@ def test_vti_export_of_a_run_landscape(tiny_sweep):
 
     from toposweep.io import read_landscape
 
-    target = "results/pinn/beta~1/seed~0/landscape.vti"
+    target = "results/pinn/beta~1/seed~0/random2d/landscape.vti"
     result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", target)
     assert result.returncode == 0, result.stderr[-3000:]
     image = ElementTree.parse(tiny_sweep / target).getroot().find("ImageData")
     assert image.get("WholeExtent") == "0 8 0 8 0 0"
     values = [float(v) for v in image.find("Piece/PointData/DataArray").text.split()]
-    loss = read_landscape(tiny_sweep / "results/pinn/beta~1/seed~0/landscape.h5").loss
+    loss = read_landscape(tiny_sweep / "results/pinn/beta~1/seed~0/random2d/landscape.h5").loss
     assert values == loss.ravel(order="F").tolist()
+
+
+def test_two_landscapes_share_one_training(tiny_sweep):
+    """The PINN runs have a random-direction landscape and one on the PCA plane of their
+    training trajectory, each with its topology, tables and figures, from one checkpoint."""
+    from toposweep.io import load_checkpoint, read_landscape
+
+    run_dir = tiny_sweep / "results" / "pinn" / "beta~5" / "seed~0"
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    metrics = read_json(run_dir / "train_metrics.json")
+    assert metrics["n_snapshots"] == metrics["n_steps"] + 1  # every loss evaluation + the start
+    hashes = set()
+    for name, shape in (("random2d", (9, 9)), ("trajectory2d", (7, 7))):
+        landscape = read_landscape(run_dir / name / "landscape.h5")
+        assert landscape.loss.shape == shape
+        hashes.add(json.loads(landscape.attrs["provenance"])["checkpoint_hash"])
+        assert read_json(run_dir / name / "topology.json")["status"] == "ok"
+        summary = pd.read_csv(tiny_sweep / "results" / "pinn" / "tables" / name / "summary.csv")
+        assert list(summary["status"]) == ["ok", "ok"]
+        assert (tiny_sweep / "results" / "pinn" / "figures" / name / "profiles.png").stat().st_size > 10_000
+    assert hashes == {checkpoint["hash"]}
+    trajectory = read_landscape(run_dir / "trajectory2d" / "landscape.h5")
+    path = trajectory.datasets["trajectory"]
+    assert path.shape == (metrics["n_snapshots"], 2)
+    explained = json.loads(trajectory.attrs["explained_variance_ratio"])
+    assert 0 < explained[1] <= explained[0] and sum(explained) <= 1 + 1e-9
+    assert trajectory.axes[0][-1] == pytest.approx(1.2 * abs(path).max())
+    assert len(list((tiny_sweep / "logs" / "pinn" / "beta~5" / "seed~0").glob("train.log"))) == 1
+
+
+def test_the_users_own_problem_from_examples_runs_through_the_workflow(tiny_sweep):
+    """examples/regression/problem.py, named in the config, through every stage."""
+    summary = pd.read_csv(tiny_sweep / "results" / "regression" / "tables" / "hessian2d" / "summary.csv")
+    assert list(summary["point"]) == ["lr~0.01", "lr~0.03"]
+    assert (summary["status"] == "ok").all() and (summary["problem"] == "examples/regression/problem.py:SineRegression").all()
+    assert (summary["test_mse"] > 0).all() and summary["top_eigenvalue"].notna().all()
+    assert (summary["n_vertices"] == 49).all()
+    figures = tiny_sweep / "results" / "regression" / "figures" / "hessian2d"
+    assert (figures / "runs" / "lr~0.01_seed~0.png").stat().st_size > 10_000
+    heatmap_log = (tiny_sweep / "logs" / "regression" / "figures" / "hessian2d" / "seed_heatmap.log")
+    assert heatmap_log.exists()
+
+
+def test_validating_the_default_config_imports_no_torch(tmp_path):
+    """`snakemake -n` reads every problem's declarations without importing torch (seconds on a
+    login node's shared file system): no torch module is executed."""
+    environment = {**ENVIRONMENT, "PYTHONPROFILEIMPORTTIME": "1"}
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "1", "-n", "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "toposweep.config" in imported and "toposweep.datasets" in imported  # problems read
+    assert not [name for name in imported if name == "torch" or name.startswith("torch.")]
