@@ -19,6 +19,7 @@ VENV_BIN = Path(sys.executable).parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 SWEEP = REPO / "tests" / "data" / "slurm_sweep.yaml"
 RUN = Path("results/pinn/beta~5/seed~0")
+LANDSCAPE = "random2d"  # the landscape of slurm_sweep.yaml
 ENVIRONMENT = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
@@ -46,12 +47,13 @@ def test_the_sweep_on_slurm_equals_the_local_run(slurm, tmp_path):
     assert local.returncode == 0, local.stderr[-4000:]
     slurm_run, local_run = tmp_path / "slurm" / RUN, tmp_path / "local" / RUN
     assert "has been submitted with SLURM jobid" in on_slurm.stdout + on_slurm.stderr
-    log = (tmp_path / "slurm" / "logs" / "pinn" / "beta~5" / "seed~0" / "landscape.log").read_text()
+    log = (tmp_path / "slurm" / "logs" / "pinn" / "beta~5" / "seed~0" / LANDSCAPE / "landscape.log").read_text()
     assert "'ranks': 2" in log
     assert load_checkpoint(slurm_run / "checkpoint.pt")["hash"] == load_checkpoint(local_run / "checkpoint.pt")["hash"]
-    assert np.array_equal(read_landscape(slurm_run / "landscape.h5").loss,
-                          read_landscape(local_run / "landscape.h5").loss)
-    assert read_json(slurm_run / "topology.json")["metrics"] == read_json(local_run / "topology.json")["metrics"]
+    assert np.array_equal(read_landscape(slurm_run / LANDSCAPE / "landscape.h5").loss,
+                          read_landscape(local_run / LANDSCAPE / "landscape.h5").loss)
+    assert (read_json(slurm_run / LANDSCAPE / "topology.json")["metrics"]
+            == read_json(local_run / LANDSCAPE / "topology.json")["metrics"])
     slurm_hessian, local_hessian = read_json(slurm_run / "hessian.json"), read_json(local_run / "hessian.json")
     np.testing.assert_allclose(slurm_hessian["eigenvalues"], local_hessian["eigenvalues"], rtol=1e-6)
 
@@ -69,8 +71,8 @@ def test_a_landscape_killed_by_its_time_limit_resumes_on_retry(slurm, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     output = result.stdout + result.stderr
     assert "Trying to restart job" in output or "attempt 2" in output.lower() or "retry" in output.lower()
-    log = (tmp_path / "logs" / "pinn" / "beta~5" / "seed~0" / "landscape.log").read_text()
+    log = (tmp_path / "logs" / "pinn" / "beta~5" / "seed~0" / "random3d" / "landscape.log").read_text()
     assert "resuming from" in log
     computed = int(log.split("'points_computed': ")[1].split(",")[0])
     assert 0 < computed < 45**3, "the retry must compute only what the first attempt left"
-    assert read_landscape(tmp_path / RUN / "landscape.h5").loss.shape == (45, 45, 45)
+    assert read_landscape(tmp_path / RUN / "random3d" / "landscape.h5").loss.shape == (45, 45, 45)
