@@ -120,3 +120,65 @@ def test_grad_is_finite_and_reaches_attention(setup):
     assert set(gradient) == set(params)
     assert float(gradient["encoder.encoder.layer.5.attention.self.key.weight"].norm()) > 0
     assert all(bool(torch.isfinite(g).all()) for g in gradient.values())
+
+
+@pytest.mark.slow
+def test_the_example_runs_through_the_workflow(tmp_path):
+    """The real `snakemake` command on a shrunk copy of examples/minilm/config.yaml (1 lr x 2
+    seeds, 1 epoch, a 5 x 5 hessian2d landscape), from a work directory holding a copy of the
+    problem file (the config names it relative to the working directory). About 2-3 minutes on
+    2 busy cores."""
+    import json
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    from conftest import REPO
+    from test_workflow import snakemake
+    from toposweep.io import read_landscape
+
+    (tmp_path / "examples" / "minilm").mkdir(parents=True)
+    shutil.copy(PROBLEM_FILE, tmp_path / "examples" / "minilm" / "problem.py")
+    config = yaml.safe_load((REPO / "examples" / "minilm" / "config.yaml").read_text())
+    experiment = config["experiments"][0]
+    experiment["grid"] = {"lr": [2.0e-4]}
+    experiment["seeds"] = [0, 1]
+    experiment["settings"].update(epochs=1, train_samples=32, test_samples=32, eval_batch_size=8)
+    experiment["hessian"].update(max_iter=8, trace_probes=2, density_steps=5)
+    experiment["landscapes"][0]["resolution"] = 5
+    configfile = tmp_path / "minilm_small.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+
+    result = snakemake(tmp_path, configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    experiment_dir = tmp_path / "results" / "minilm_lr"
+    trained = pd.read_csv(experiment_dir / "train_summary.csv")
+    assert list(trained["seed"]) == [0, 1] and (trained["status"] == "ok").all()
+    summary = pd.read_csv(experiment_dir / "tables" / "hessian2d" / "summary.csv")
+    assert list(summary["point"]) == ["lr~0.0002", "lr~0.0002"]
+    assert list(summary["seed"]) == [0, 1]
+    assert (summary["status"] == "ok").all() and (summary["topology_status"] == "ok").all()
+    assert (summary["n_vertices"] == 25).all() and (summary["landscape_resolution"] == 5).all()
+    assert (summary["n_minima"] >= 1).all() and summary["top_eigenvalue"].notna().all()
+    assert summary["test_accuracy"].between(0, 1).all()
+
+    for seed in (0, 1):
+        run_dir = experiment_dir / "lr~0.0002" / f"seed~{seed}"
+        hessian = json.loads((run_dir / "hessian.json").read_text())
+        assert hessian["status"] == "ok" and len(hessian["eigenvalues"]) == 2
+        assert hessian["n_params"] == 22_566_146  # encoder without its pooler, plus the head
+        landscape = read_landscape(run_dir / "hessian2d" / "landscape.h5")
+        assert landscape.loss.shape == (5, 5) and landscape.attrs["status"] == "ok"
+        assert landscape.attrs["n_nonfinite"] == 0
+        # the centre is the trained weights: the loss the Hessian stage saw there
+        assert landscape.loss[2, 2] == pytest.approx(hessian["loss"], rel=1e-4)
+        topology = json.loads((run_dir / "hessian2d" / "topology.json").read_text())
+        assert topology["status"] == "ok" and topology["metrics"]["n_vertices"] == 25
+        log = tmp_path / "logs" / "minilm_lr" / "lr~0.0002" / f"seed~{seed}" / "hessian2d"
+        assert "evaluation: " in (log / "landscape.log").read_text()
+
+    figures = experiment_dir / "figures" / "hessian2d"
+    for name in ("profiles", "seed_heatmap", "metric_panels", "runs/lr~0.0002_seed~1"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
