@@ -1,0 +1,54 @@
+"""The redesign (problem declarations, run layout, stage protocol, named landscapes) changed no
+number of the built-in problems: checkpoint hashes, Hessian eigenvalues and trace, landscapes
+and topology metrics equal the values recorded with the code before it (commit f289121,
+tests/data/builtin_reference.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from toposweep.config import expand_runs, validate_config
+from toposweep.hessian import hessian_of_checkpoint
+from toposweep.io import read_landscape
+from toposweep.landscape import sample_landscape
+from toposweep.layout import LANDSCAPE, TrainFiles
+from toposweep.topology import topology_of_landscape_file
+from toposweep.training import train_run
+
+from conftest import REPO
+
+REFERENCE = json.loads((REPO / "tests" / "data" / "builtin_reference.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCE))
+def test_outputs_equal_the_values_recorded_before_the_redesign(case, tmp_path):
+    reference = REFERENCE[case]
+    recorded = reference["run"]
+    landscape = {key: value for key, value in reference["landscape_settings"].items()}
+    config = validate_config({"experiments": [{
+        "name": recorded["experiment"], "problem": recorded["problem"],
+        "settings": {k: v for k, v in recorded["settings"].items()},
+        "hessian": reference["hessian_settings"], "topology": reference["topology_settings"],
+        "landscapes": [{"name": "reference", **landscape}]}]})
+    run = expand_runs(config)[0].to_dict()
+    assert run["settings"] == recorded["settings"]  # the problem's declared defaults are the old ones
+    metrics = train_run(run, tmp_path)
+    assert metrics["checkpoint_hash"] == reference["checkpoint_hash"]
+    for key, value in reference["test_metrics"].items():
+        assert metrics[key] == value, key
+    checkpoint = tmp_path / TrainFiles.checkpoint
+    hessian = hessian_of_checkpoint(checkpoint, tmp_path, run=run, **reference["hessian_settings"])
+    assert hessian["eigenvalues"] == reference["eigenvalues"] and hessian["trace"] == reference["trace"]
+    landscape_dir = tmp_path / "reference"
+    sample_landscape(checkpoint, landscape_dir / LANDSCAPE, {"name": "reference", **landscape},
+                     eigenvectors_path=tmp_path / "eigenvectors.pt", run=run)
+    loss = read_landscape(landscape_dir / LANDSCAPE).loss
+    assert list(loss.shape) == reference["landscape_shape"]
+    assert hashlib.sha256(np.ascontiguousarray(loss).tobytes()).hexdigest() == reference["landscape_sha256"]
+    topology = topology_of_landscape_file(landscape_dir / LANDSCAPE, landscape_dir,
+                                          **reference["topology_settings"])
+    assert topology["metrics"] == reference["topology_metrics"]
