@@ -2,7 +2,7 @@
 
 The established way to truncate dense-CRF kernels to a window (ConvCRF, Teichmann and Cipolla
 2019) gathers every neighbour with `F.unfold` into a (B, C, window², H, W) tensor and reduces it
-with the kernel. Ours (`toposweep.problems.unet_crf.MeanFieldCRF`) adds one shifted slice of the
+with the kernel. Ours (`toposweep.models.unet_crf.MeanFieldCRF`) adds one shifted slice of the
 padded marginals per neighbour offset, with the spatial and bilateral kernels combined once per
 forward. Both compute the same mean-field iterations (checked to 1e-5 here); timed: forward, and
 forward + backward (training), each the median of `--repeats` runs after one warm-up.
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from toposweep.io import write_json  # noqa: E402
-from toposweep.problems.unet_crf import MeanFieldCRF  # noqa: E402
+from toposweep.models.unet_crf import MeanFieldCRF  # noqa: E402
 
 
 def unfold_forward(crf: MeanFieldCRF, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

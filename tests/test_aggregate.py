@@ -141,7 +141,7 @@ def test_unknown_metric_names_are_an_error_listing_them(experiment):
     _, table = experiment
     with pytest.raises(ValueError, match=r"metrics \['n_saddle'\] are not columns"):
         correlations(table, ["n_saddle"])
-    with pytest.raises(ValueError, match="min_runs must be at least 3"):
+    with pytest.raises(ValueError, match="min_runs: 2 is less than the minimum of 3"):
         correlations(table, min_runs=2)
 
 

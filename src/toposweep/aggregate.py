@@ -21,22 +21,11 @@ import pandas as pd
 
 from .io import read_json
 from .layout import run_name
+from .schema import stage_settings
 
 NOT_IN_TABLE = {"settings", "swept", "config_hash", "checkpoint_hash"}
 
-# Topology metrics correlated by default: every metric of `topology_metrics` that describes the
-# landscape's shape (not the grid size, the threshold or the value range, which are columns too).
-DEFAULT_TOPOLOGY_METRICS = (
-    "n_minima",
-    "n_saddles",
-    "avg_persistence",
-    "max_persistence",
-    "total_persistence",
-    "median_persistence",
-    "avg_persistence_ttk_csv",
-)
 HESSIAN_METRICS = ("top_eigenvalue", "trace")
-MIN_RUNS_FOR_CORRELATION = 3
 # Readable names for tables and figures (the problem's own `metric_labels` come on top, see
 # `problem_labels`); anything else is shown with underscores as spaces.
 METRIC_LABELS = {
@@ -293,22 +282,24 @@ class CorrelationRequest:
 
     topology_metrics: list[str]
     other_metrics: list[str]
-    min_runs: int = MIN_RUNS_FOR_CORRELATION
+    min_runs: int
 
 
 def correlation_request(
     table: pd.DataFrame,
     topology_metrics: Sequence[str] | None = None,
     ml_metrics: Sequence[str] | None = None,
-    min_runs: int = MIN_RUNS_FOR_CORRELATION,
+    min_runs: int | None = None,
 ) -> CorrelationRequest:
-    """Resolve the metric lists (None: the defaults) and append the swept hyperparameters.
+    """Resolve the metric lists and min_runs (None: the schema's defaults of the `aggregate`
+    section) and append the swept hyperparameters.
     Names that are not columns of the table are an error naming them (except that a table
     without any finished run has no metric columns at all: then every pair says so)."""
-    topology = list(topology_metrics) if topology_metrics is not None else list(DEFAULT_TOPOLOGY_METRICS)
-    ml = list(ml_metrics) if ml_metrics is not None else default_ml_metrics(table)
-    if min_runs < 3:
-        raise ValueError(f"min_runs must be at least 3 (correlations of fewer points are meaningless), got {min_runs}")
+    given = {"topology_metrics": topology_metrics, "ml_metrics": ml_metrics, "min_runs": min_runs}
+    settings = stage_settings("aggregate", {key: (list(value) if isinstance(value, (list, tuple)) else value)
+                                            for key, value in given.items() if value is not None})
+    topology, min_runs = settings["topology_metrics"], settings["min_runs"]
+    ml = settings["ml_metrics"] if settings["ml_metrics"] is not None else default_ml_metrics(table)
     if not finished(table).empty:
         unknown = [name for name in [*topology, *ml] if name not in table.columns]
         if unknown:
@@ -326,7 +317,7 @@ def correlations(
     table: pd.DataFrame,
     topology_metrics: Sequence[str] | None = None,
     ml_metrics: Sequence[str] | None = None,
-    min_runs: int = MIN_RUNS_FOR_CORRELATION,
+    min_runs: int | None = None,
 ) -> pd.DataFrame:
     """Pearson and Spearman coefficients with p-values (scipy.stats) and n, between every
     topology metric and every ML/Hessian metric and numeric swept hyperparameter, over the

@@ -302,7 +302,7 @@ def sample_landscape(
     settings = stage_settings("landscape", settings)
     device = rank_device(comm, settings["device"])
     problem, model, checkpoint = load_trained(checkpoint_path, device, run)
-    provenance = stage.header(checkpoint_path, checkpoint, settings, device)
+    provenance = stage.header(checkpoint["run_config"], settings, device, checkpoint_path, checkpoint)
     provenance["run"] = checkpoint["run_config"]
     plan = _plan(problem, model, checkpoint, settings, provenance, eigenvectors_path,
                  trajectory_path)
@@ -375,7 +375,10 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
     `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere."""
     coefficients = grid_coefficients(plan.axes)
     parts = out_path.with_name(out_path.name + ".parts")
-    key = config_hash({"settings": settings, "provenance": plan.attrs["provenance"]})
+    # Finished units are reused only for the same settings and inputs (not, say, thread count).
+    inputs = {key: value for key, value in plan.attrs["provenance"].items()
+              if key in ("checkpoint_hash", "config_hash", "eigenvectors_sha256", "trajectory_sha256")}
+    key = config_hash({"settings": settings, "inputs": inputs})
     evaluation = None
     if comm.rank == 0:
         evaluation = _load_or_make_plan(parts, key, plan.evaluator, coefficients, settings)

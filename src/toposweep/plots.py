@@ -32,18 +32,21 @@ from .aggregate import (  # noqa: E402
     swept_parameters,
 )
 from .io import atomic_path, read_json, read_landscape  # noqa: E402
+from .schema import stage_settings  # noqa: E402
 
 WIDE_RANGE = 100.0  # positive values spanning more than this factor get a log axis
 PAPER_CONTEXT = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
                  "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
 
 
-def save_figure(figure: plt.Figure, paths: Iterable[str | os.PathLike], dpi: int = 150) -> None:
-    """Write the figure to every path (format from the suffix), each atomically, then close it."""
+def save_figure(figure: plt.Figure, paths: Iterable[str | os.PathLike], dpi: int | None = None) -> None:
+    """Write the figure to every path (format from the suffix), each atomically, then close it;
+    dpi None: the schema's figures.dpi."""
     for path in paths:
         path = Path(path)
         with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+            figure.savefig(tmp, format=path.suffix.lstrip("."), bbox_inches="tight",
+                           dpi=dpi or stage_settings("figures")["dpi"])
     plt.close(figure)
 
 

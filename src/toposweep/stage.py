@@ -65,21 +65,23 @@ def training_status(metrics_path: str | os.PathLike | None, checkpoint: dict) ->
     return checkpoint.get("status", "ok"), ""
 
 
-def header(checkpoint_path: str | os.PathLike, checkpoint: dict, settings: dict[str, Any],
-           device=None) -> dict[str, Any]:
-    """Identity and provenance every stage result starts with: the run, the checkpoint it read
-    (path and content hash), the run configuration's hash, the stage's settings, the device,
-    torch threads and the code versions."""
-    run = checkpoint["run_config"]
+def header(run: dict[str, Any], settings: dict[str, Any], device=None,
+           checkpoint_path: str | os.PathLike | None = None,
+           checkpoint: dict | None = None) -> dict[str, Any]:
+    """Identity and provenance every stage record starts with (training's too): the run, the
+    stage's settings, the device, torch threads and the code versions, and for the stages
+    after training the checkpoint they read (path and content hash) and the run
+    configuration's hash."""
     record = {
         "experiment": run.get("experiment"), "point": run.get("point"), "seed": run.get("seed"),
-        "problem": checkpoint["problem"], "checkpoint": str(checkpoint_path),
-        "checkpoint_hash": checkpoint["hash"], "config_hash": checkpoint["config_hash"],
-        "settings": settings, "toposweep_version": __version__,
+        "problem": run.get("problem"), "settings": settings, "toposweep_version": __version__,
         "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
     }
     if device is not None:
         record.update(device=str(device), device_name=device_name(device))
+    if checkpoint is not None:
+        record.update(checkpoint=str(checkpoint_path), checkpoint_hash=checkpoint["hash"],
+                      config_hash=checkpoint["config_hash"])
     return record
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from . import __version__
+from . import stage
 from .io import atomic_path, config_hash, save_checkpoint, write_csv, write_json, write_npz
 from .layout import TrainFiles
 from .problems import Diverged, TrainingCurve, get_problem
-from .stage import device_name, load_run_checkpoint, resolve_device
+from .stage import load_run_checkpoint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,10 @@ def train_run(run: dict[str, Any], files: TrainFiles | str | Path) -> dict[str, 
     save_trajectory(files.trajectory, curve, model, checkpoint_hash)
     write_csv(files.curve, pd.DataFrame(curve.rows))
     result = {
-        "status": status, "message": message, "experiment": run["experiment"],
-        "problem": run["problem"], "point": run["point"], "seed": run["seed"],
+        "status": status, "message": message, **stage.header(run, settings, device),
         "swept": run["swept"], **metrics, "n_steps": len(curve.rows),
         "n_snapshots": len(curve.snapshots), "wall_time_s": train_seconds,
-        "device": str(device), "device_name": device_name(device),
-        "torch_threads": torch.get_num_threads(), "checkpoint_hash": checkpoint_hash,
-        "config_hash": config_hash(run), "toposweep_version": __version__,
-        "torch_version": torch.__version__, "settings": settings,
+        "checkpoint_hash": checkpoint_hash, "config_hash": config_hash(run),
     }
     write_json(files.metrics, result)
     Path(files.resume_state).unlink(missing_ok=True)

@@ -67,7 +67,7 @@ def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, files: HessianFile
     problem, model, checkpoint = load_trained(checkpoint_path, device, run)
     names = [name for name, _ in model.named_parameters()]
     shapes = [list(p.shape) for _, p in model.named_parameters()]
-    record = {**stage.header(checkpoint_path, checkpoint, settings, device),
+    record = {**stage.header(checkpoint["run_config"], settings, device, checkpoint_path, checkpoint),
               "n_params": sum(p.numel() for p in model.parameters()),
               "dtype": str(next(model.parameters()).dtype)}
     skip = dict(names=names, shapes=shapes, checkpoint_hash=checkpoint["hash"], record=record,
