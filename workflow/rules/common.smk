@@ -99,9 +99,10 @@ def landscape_inputs(wildcards):
     return inputs
 
 
-def run_files(experiment, landscape):
-    """Each run's files that the summary reads, by run name; with `available_runs_only: true`,
-    only those that exist now (aggregate and plot what a --keep-going sweep left)."""
+def run_files(experiment, landscape, existing_only=True):
+    """Each run's files that the summary reads, by run name; with `available_runs_only: true`
+    (and `existing_only`), only those that exist now (aggregate and plot what a --keep-going
+    sweep left)."""
     files = {}
     for run in experiment_runs(experiment):
         directory = layout.run_dir(run.experiment, run.point, run.seed)
@@ -115,7 +116,7 @@ def run_files(experiment, landscape):
             "topology": str(layout.TopologyFiles.in_dir(landscape_dir).topology),
             "profile": str(layout.TopologyFiles.in_dir(landscape_dir).profile),
         }
-        if VALIDATED["available_runs_only"]:
+        if existing_only and VALIDATED["available_runs_only"]:
             paths = {key: path for key, path in paths.items() if Path(path).exists()}
         files[run.name] = paths
     return files
@@ -131,8 +132,9 @@ def summary_inputs(wildcards):
 
 
 def runs_description(wildcards):
-    """JSON list of a landscape's runs with their files (runs without files still get a row)."""
-    files = run_files(wildcards.experiment, wildcards.landscape)
+    """JSON list of a landscape's runs with all their files' paths (the summary names the
+    missing ones; runs without files still get a row)."""
+    files = run_files(wildcards.experiment, wildcards.landscape, existing_only=False)
     return json.dumps(
         [
             {
