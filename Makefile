@@ -26,9 +26,12 @@ $(STAMP): requirements.txt requirements-transformers.txt constraints.txt pyproje
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The report is built under a temporary name and renamed, so a kill mid-report never leaves a
+# truncated results/report.html (snakemake --report wants a .html or .zip suffix).
 run: $(STAMP)
 	snakemake --cores all $(SNAKEMAKE_ARGS)
-	snakemake --report results/report.html $(SNAKEMAKE_ARGS)
+	snakemake --report results/.report.tmp.html $(SNAKEMAKE_ARGS) || { rm -f results/.report.tmp.html; exit 1; }
+	mv -f results/.report.tmp.html results/report.html
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

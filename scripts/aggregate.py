@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
-from toposweep.aggregate import (RunSpec, correlations, missing_runs, summary_table,
-                                 unfinished_runs)
+from toposweep.aggregate import (RunSpec, correlations, flagged_runs, missing_runs,
+                                 summary_table, unfinished_runs)
 from toposweep.io import atomic_path, write_csv
 
 log = logging.getLogger("aggregate")
@@ -26,6 +26,8 @@ def summary(args: argparse.Namespace) -> None:
         log.warning("missing run (files absent): %s", name)
     for name in unfinished_runs(table):
         log.warning("unfinished run: %s", name)
+    for name in flagged_runs(table):
+        log.warning("flagged run (numbers kept): %s", name)
     log.info("%d runs, %d finished", len(table), int((table["status"] == "ok").sum()))
     write_csv(args.csv, table)
     with atomic_path(args.parquet) as tmp:

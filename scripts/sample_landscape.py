@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--eigenvectors", help="eigenvectors.pt of the Hessian stage (hessian directions)")
     parser.add_argument("--trajectory", help="trajectory.pt of the training stage (trajectory_pca directions)")
     parser.add_argument("--run", help="the run as JSON: a checkpoint of another run is refused")
+    parser.add_argument("--train-metrics", help="the run's train_metrics.json (status, checkpoint hash)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per rank")
     parser.add_argument("--report", help="also write the run's summary (points, seconds, method) as JSON")
     args = parser.parse_args()
@@ -38,7 +39,8 @@ def main() -> None:
     result = sample_landscape(args.checkpoint, args.output, json.loads(args.settings),
                               eigenvectors_path=args.eigenvectors,
                               trajectory_path=args.trajectory, comm=comm,
-                              run=json.loads(args.run) if args.run else None)
+                              run=json.loads(args.run) if args.run else None,
+                              train_metrics=args.train_metrics)
     if comm.rank == 0:
         logging.info("%s", result)
         if args.report:

@@ -21,6 +21,7 @@ from toposweep.landscape import (
     PointEvaluator, build_directions, grid_axes, sample_grid, sample_landscape, write_vti,
 )
 from toposweep.layout import TrainFiles
+from toposweep.schema import stage_settings
 from toposweep.stage import WrongRun
 from toposweep.training import load_trained, train_run
 
@@ -152,7 +153,8 @@ def test_sample_landscape_writes_the_documented_file(pinn_checkpoint, tmp_path):
     assert landscape.loss.min() == landscape.loss[10, 10]  # a trained PINN sits in a minimum
     provenance = json.loads(landscape.attrs["provenance"])
     assert provenance["checkpoint_hash"] == checkpoint["hash"]
-    assert json.loads(landscape.attrs["settings"]) == SETTINGS
+    assert json.loads(landscape.attrs["settings"]) == stage_settings("landscape", SETTINGS)
+    assert json.loads(landscape.attrs["settings"])["max_points"] == 100_000_000  # schema default
     assert not out.with_name("landscape.h5.parts").exists()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -120,7 +121,13 @@ class RunSpec:
                    {key: Path(path) for key, path in run["files"].items()})
 
 
-def _train_columns(path: Path) -> tuple[str, dict[str, Any]]:
+# A finished run is flagged (numbers kept) when most of its landscape is not finite, or when its
+# final training loss is orders of magnitude above its initial one.
+NONFINITE_WARNING_FRACTION = 0.5
+LOSS_GROWTH_WARNING = 100.0
+
+
+def _train_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
     metrics = read_json(path)
     row = {
         key: value
@@ -130,29 +137,33 @@ def _train_columns(path: Path) -> tuple[str, dict[str, Any]]:
     }
     row = {("train_" + key if key in ("wall_time_s", "device", "device_name") else key): value
            for key, value in row.items()}
-    return metrics.get("status", "ok"), {"problem": metrics.get("problem"), **row}
+    return (metrics.get("status", "ok"), {"problem": metrics.get("problem"), **row},
+            metrics.get("checkpoint_hash"))
 
 
-def _hessian_columns(path: Path) -> tuple[str, dict[str, Any]]:
+def _hessian_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
     hessian = read_json(path)
     status = hessian.get("status", "ok")
     if status != "ok":
-        return status, {}
+        return status, {}, hessian.get("checkpoint_hash")
     eigenvalues = hessian.get("eigenvalues") or []
     row: dict[str, Any] = {f"eigenvalue_{i + 1}": value for i, value in enumerate(eigenvalues)}
     row["top_eigenvalue"] = hessian.get("top_eigenvalue", eigenvalues[0] if eigenvalues else None)
     row["trace"] = hessian.get("trace")
     row["trace_standard_error"] = hessian.get("trace_standard_error")
-    return status, row
+    return status, row, hessian.get("checkpoint_hash")
 
 
-def _landscape_columns(path: Path) -> tuple[str, dict[str, Any]]:
+def _landscape_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
     from .io import read_landscape
 
     landscape = read_landscape(path)
+    provenance = landscape.attrs.get("provenance")
+    checkpoint_hash = (json.loads(provenance).get("checkpoint_hash")
+                       if isinstance(provenance, str) and provenance else None)
     status = str(landscape.attrs.get("status", "ok"))
     if status != "ok" or landscape.loss.size == 0:
-        return status, {}
+        return status, {}, checkpoint_hash
     loss = landscape.loss
     finite = loss[np.isfinite(loss)]
     centre = loss[tuple(n // 2 for n in loss.shape)]
@@ -163,15 +174,17 @@ def _landscape_columns(path: Path) -> tuple[str, dict[str, Any]]:
         "landscape_max": float(finite.max()) if finite.size else math.nan,
         "landscape_centre": float(centre),
         "landscape_n_nonfinite": int(loss.size - finite.size),
-    }
+        "landscape_nonfinite_fraction": float(1 - finite.size / loss.size),
+    }, checkpoint_hash
 
 
-def _topology_columns(path: Path) -> tuple[str, dict[str, Any]]:
+def _topology_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
     topology = read_json(path)
     status = topology.get("status", "ok")
+    checkpoint_hash = topology.get("provenance", {}).get("checkpoint_hash")
     if status != "ok":
-        return status, {}
-    return status, dict(topology.get("metrics", {}))
+        return status, {}, checkpoint_hash
+    return status, dict(topology.get("metrics", {})), checkpoint_hash
 
 
 STAGE_READERS = {
@@ -183,15 +196,20 @@ STAGE_READERS = {
 
 
 def run_row(run: RunSpec) -> dict[str, Any]:
-    """One summary row: identity, overall status, per-stage status, then every stage's numbers.
+    """One summary row: identity, overall status, per-stage status, warnings, then every stage's
+    numbers.
 
     Overall `status` is `ok` when every stage finished, `missing` when a file is absent (named in
-    `missing_files`), else the first unfinished stage's status (e.g. `diverged`, `skipped`).
+    `missing_files`), `inconsistent` when the stage files do not all come from the same
+    checkpoint (named with their hashes in `inconsistent_files`), else the first unfinished
+    stage's status (e.g. `diverged`, `skipped`). `warnings` flags a finished run whose numbers
+    deserve doubt (mostly non-finite landscape, exploding training loss); nothing is dropped.
     """
     row: dict[str, Any] = {"experiment": run.experiment, "point": run.point, **run.swept,
                            "seed": run.seed}
     statuses: dict[str, str] = {}
     numbers: dict[str, Any] = {}
+    hashes: dict[str, str] = {}
     missing = []
     for key, (stage, reader) in STAGE_READERS.items():
         path = run.files.get(key)
@@ -199,15 +217,23 @@ def run_row(run: RunSpec) -> dict[str, Any]:
             missing.append(str(path.name if path is not None else key))
             statuses[stage] = "missing"
             continue
-        statuses[stage], columns = reader(path)
+        statuses[stage], columns, checkpoint_hash = reader(path)
         numbers.update(columns)
+        if checkpoint_hash is not None:
+            hashes[str(path)] = checkpoint_hash
     unfinished = [status for status in statuses.values() if status != "ok"]
+    inconsistent = len(set(hashes.values())) > 1
     if missing:
         overall = "missing"
+    elif inconsistent:
+        overall = "inconsistent"
     else:
         overall = unfinished[0] if unfinished else "ok"
     row["status"] = overall
     row["missing_files"] = " ".join(missing)
+    row["inconsistent_files"] = (" ".join(f"{path} ({value[:12]})" for path, value in hashes.items())
+                                 if inconsistent else "")
+    row["warnings"] = "; ".join(run_warnings(numbers))
     row["profile_file"] = str(run.files["profile"]) if "profile" in run.files else None
     row["landscape_file"] = str(run.files["landscape"]) if "landscape" in run.files else None
     row.update({f"{stage}_status": status for stage, status in statuses.items()})
@@ -215,6 +241,21 @@ def run_row(run: RunSpec) -> dict[str, Any]:
     row["problem"] = problem
     row.update(numbers)
     return row
+
+
+def run_warnings(numbers: dict[str, Any]) -> list[str]:
+    """Why a run's numbers deserve doubt: a mostly non-finite landscape, a training loss that
+    grew by orders of magnitude."""
+    warnings_ = []
+    fraction = numbers.get("landscape_nonfinite_fraction")
+    if fraction is not None and fraction > NONFINITE_WARNING_FRACTION:
+        warnings_.append(f"landscape {100 * fraction:.0f} % non-finite")
+    initial, final = numbers.get("initial_train_loss"), numbers.get("final_train_loss")
+    if (isinstance(initial, (int, float)) and isinstance(final, (int, float))
+            and math.isfinite(initial) and initial > 0 and final > LOSS_GROWTH_WARNING * initial):
+        warnings_.append(f"final training loss {final:.3g} is {final / initial:.3g}x the "
+                         f"initial {initial:.3g}")
+    return warnings_
 
 
 def summary_table(runs: Sequence[RunSpec]) -> pd.DataFrame:
@@ -226,7 +267,8 @@ def summary_table(runs: Sequence[RunSpec]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     swept_keys = list(dict.fromkeys(key for run in runs for key in run.swept))
     leading = ["experiment", "point", *swept_keys, "seed", "status", "missing_files",
-               "train_status", "hessian_status", "landscape_status", "topology_status", "problem"]
+               "inconsistent_files", "warnings", "train_status", "hessian_status",
+               "landscape_status", "topology_status", "problem"]
     return frame[leading + [c for c in frame.columns if c not in leading]]
 
 
@@ -235,6 +277,13 @@ def missing_runs(table: pd.DataFrame) -> list[str]:
     missing = table[table["status"] == "missing"]
     return [f"{row.experiment}/{row.point}/seed~{row.seed}: {row.missing_files}"
             for row in missing.itertuples()]
+
+
+def flagged_runs(table: pd.DataFrame) -> list[str]:
+    """Names and warnings of the runs flagged in the summary (their numbers are kept)."""
+    flagged = table[table["warnings"].fillna("") != ""]
+    return [f"{row.experiment}/{row.point}/seed~{row.seed}: {row.warnings}"
+            for row in flagged.itertuples()]
 
 
 def unfinished_runs(table: pd.DataFrame) -> list[str]:

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 
 from .layout import run_name
 from .problems import Problem, ProblemError, get_problem
+from .sizes import (TOPOLOGY_METRICS, landscape_cost, machine_memory_bytes, readable_bytes,
+                    summary_columns)
 from .schema import (ConfigError, _describe, _validator_filling_defaults, key_path, load_schema,
-                     stage_settings)
+                     load_yaml, stage_settings)
 
 __all__ = ["ConfigError", "Run", "assembled_schema", "expand_runs", "grid_points", "key_path",
            "load_config", "load_schema", "point_name", "resolve_problems", "stage_settings",
@@ -133,6 +134,7 @@ def _semantic_errors(config: dict, problems: dict[str, type[Problem]]) -> list[s
                 messages.append(f"{where}.grid.{key}: duplicate values {values}; each must be distinct")
         problem = problems[experiment["problem"]]
         messages += _landscape_errors(experiment, problem, where)
+        messages += _reference_errors(experiment, problem, where)
         lengths = {key: len(values) for key, values in grid.items()}
         if experiment["grid_mode"] == "zip" and len(set(lengths.values())) > 1:
             messages.append(f"{where}.grid: grid_mode zip needs lists of equal length, got {lengths}")
@@ -175,19 +177,53 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
         if directions == "trajectory_pca" and landscape["normalization"] not in ("auto", "none"):
             messages.append(f"{at}.normalization: trajectory_pca keeps the components' unit norm "
                             "(the training path is projected on them); use auto or none")
+        cost = landscape_cost(landscape)
+        if cost["points"] > landscape["max_points"]:
+            messages.append(f"{at}: {landscape['resolution']}^{dimensions} = {cost['points']:,} grid "
+                            f"points is more than max_points = {landscape['max_points']:,}; lower "
+                            f"resolution or dimensions, or raise {at}.max_points")
+        memory = machine_memory_bytes()
+        if memory is not None and cost["topology_bytes"] > memory:
+            messages.append(f"{at}: its topology needs about {readable_bytes(cost['topology_bytes'])} "
+                            f"for {cost['points']:,} points, more than this machine's "
+                            f"{readable_bytes(memory)}; lower resolution or dimensions")
         if landscape["extent"] == "auto" and directions != "trajectory_pca":
             messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
                             "trajectory_pca; give a number")
     return messages
 
 
+def _reference_errors(experiment: dict, problem: type[Problem], where: str) -> list[str]:
+    """Names a config gives that the sweep will not produce: the figures' parameter must be a
+    swept setting; metric names must be columns of the summary (topology metrics always; the
+    others when the problem declares its `metrics`)."""
+    messages = []
+    swept = list(experiment.get("grid", {}))
+    figures, aggregate = experiment["figures"], experiment["aggregate"]
+    if figures["parameter"] is not None and figures["parameter"] not in swept:
+        messages.append(f"{where}.figures.parameter: {figures['parameter']!r} is not swept; the "
+                        f"grid sweeps {swept or 'nothing'}")
+    unknown = [name for name in aggregate["topology_metrics"] if name not in TOPOLOGY_METRICS]
+    if unknown:
+        messages.append(f"{where}.aggregate.topology_metrics: {unknown} are not topology metrics; "
+                        f"allowed: {', '.join(TOPOLOGY_METRICS)}")
+    if not problem.metrics:
+        return messages
+    columns = summary_columns(problem.metrics, experiment["hessian"]["k"], swept)
+    named = {"aggregate.ml_metrics": aggregate["ml_metrics"] or [],
+             "figures.panel_metrics": figures["panel_metrics"] or [],
+             "figures.heatmap_metric": [figures["heatmap_metric"]] if figures["heatmap_metric"] else []}
+    for key, names in named.items():
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            messages.append(f"{where}.{key}: {unknown} will not be columns of the summary; "
+                            f"allowed: {', '.join(sorted(columns))}")
+    return messages
+
+
 def load_config(path: str | Path) -> dict:
-    """Read a YAML sweep file and validate it."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    """Read a YAML sweep file (duplicate keys refused) and validate it."""
+    config = load_yaml(path)
     try:
         return validate_config(config)
     except ConfigError as error:

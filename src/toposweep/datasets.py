@@ -49,11 +49,84 @@ class ImageData:
 def _read_cifar_batches(directory: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for name in names:
-        with open(directory / name, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        batch = read_cifar_batch(directory / name)
+        try:
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{directory / name}: not a CIFAR-10 batch ({type(error).__name__}: "
+                             f"{error}); delete {directory} and unpack the archive again") from error
     return np.concatenate(images), np.concatenate(labels)
+
+
+class RefusedPickle(pickle.UnpicklingError):
+    """A CIFAR batch that names a global other than numpy's array reconstruction and plain
+    builtins: refused before anything in it runs."""
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as Python 3 writes bytes into protocol-2 pickles, latin-1 only."""
+    if not isinstance(text, str) or encoding.lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) refused")
+    return text.encode("latin-1")
+
+
+def _cifar_globals() -> dict[tuple[str, str], object]:
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+
+    allowed: dict[tuple[str, str], object] = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = _reconstruct
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    allowed[("_codecs", "encode")] = _latin1_encode
+    for builtin in (list, dict, tuple, set, frozenset, bytes, bytearray, str, int, float, bool):
+        allowed[("builtins", builtin.__name__)] = builtin
+        allowed[("__builtin__", builtin.__name__)] = builtin  # Python 2 pickles (fix_imports maps most)
+    return allowed
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles the python version of CIFAR-10's batches (a dict of a uint8 ndarray, lists of
+    ints and bytes) and nothing else: any other global is refused, so a planted batch file cannot
+    run code. The official files hold only numpy.core.multiarray._reconstruct, numpy.ndarray and
+    numpy.dtype."""
+
+    def __init__(self, file, path: Path, **kwargs):
+        super().__init__(file, **kwargs)
+        self.path = path
+        self.allowed = _cifar_globals()
+
+    def find_class(self, module: str, name: str):
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise RefusedPickle(
+                f"{self.path}: refused global {module}.{name}: a CIFAR-10 batch holds only numpy "
+                f"arrays, lists, bytes and ints, so this file is not one (it could run code if "
+                f"unpickled; nothing in it was executed). Delete it and unpack the official archive "
+                f"again")
+        return found
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """One `cifar-10-batches-py` file, through CifarUnpickler (encoding="bytes", as they were
+    written by Python 2). A refused global raises RefusedPickle, a truncated or corrupt file a
+    ValueError; both name the file."""
+    try:
+        with open(path, "rb") as handle:
+            batch = CifarUnpickler(handle, path, encoding="bytes").load()
+    except RefusedPickle:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: this CIFAR-10 batch is truncated or corrupt ({type(error).__name__}: "
+                         f"{error}); delete it and unpack the archive again") from error
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path}: not a CIFAR-10 batch (holds a {type(batch).__name__}, not a dict)")
+    return batch
 
 
 def download_archive(url: str, md5: str, data_root: Path) -> None:

@@ -7,9 +7,12 @@ figures) can use this module in their lighter environments.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,21 +34,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     A crash (or SIGKILL) mid-write leaves at most a stray `.tmp` file, never a truncated output
-    that a later stage would trust.
+    that a later stage would trust. An OSError while writing (a full disk: ENOSPC, a quota:
+    EDQUOT, ...) comes out as an OSError of the same errno whose message names `path`, and the
+    temporary file is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
-        yield tmp_path
-        # mkstemp makes private (0600) files; give the output the permissions a plain open()
-        # would, so collaborators on a shared file system can read results.
-        os.chmod(tmp_path, 0o666 & ~_current_umask())
-        os.replace(tmp_path, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp_path = Path(tmp)
+            yield tmp_path
+            # mkstemp makes private (0600) files; give the output the permissions a plain open()
+            # would, so collaborators on a shared file system can read results.
+            os.chmod(tmp_path, 0o666 & ~_current_umask())
+            os.replace(tmp_path, path)
+        except OSError as error:
+            if error.filename is not None and os.fspath(error.filename) not in (
+                    str(tmp_path), str(path), str(path.parent)):
+                raise  # about another file (an input the block read): it names that one already
+            raise _write_error(error, path) from error
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+
+
+def _write_error(error: OSError, path: Path) -> OSError:
+    """`error` restated to name the output `path` (same errno, so the same OSError subclass)."""
+    reason = error.strerror or str(error)
+    hint = ""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)):
+        hint = f" (free space on the file system of {path.parent} and rerun; nothing was half-written)"
+    message = f"could not write {path}: {reason}{hint}"
+    if error.errno is None:
+        return OSError(message)
+    return OSError(error.errno, message)
 
 
 def _current_umask() -> int:
@@ -141,23 +166,112 @@ def save_checkpoint(
         "hash": content,
         "config_hash": config_hash(run_config),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_file(path, payload)
     return content
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint and verify its content hash, so a corrupted file is never used."""
-    import torch
+RETRAIN = "delete it to retrain the run (the workflow then reruns the step that writes it)"
 
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint and verify its content hash, so a corrupted file is never used.
+
+    A truncated, corrupt or tampered file raises CorruptFile / UnsafeFile (ValueErrors naming
+    the file); nothing in the file is executed (weights-only loading)."""
+    payload = load_torch_file(path, "checkpoint", remedy=RETRAIN)
+    if not isinstance(payload, dict):
+        raise CorruptFile(f"{path}: not a toposweep checkpoint (holds a {type(payload).__name__}, "
+                          f"not a dict); {RETRAIN}")
     missing = [key for key in CHECKPOINT_KEYS if key not in payload]
     if missing:
-        raise ValueError(f"{path}: not a toposweep checkpoint (missing keys {missing})")
+        raise CorruptFile(f"{path}: not a toposweep checkpoint (missing keys {missing}); {RETRAIN}")
     actual = state_dict_hash(payload["state_dict"])
     if actual != payload["hash"]:
-        raise ValueError(f"{path}: content hash mismatch (stored {payload['hash'][:12]}, got {actual[:12]})")
+        raise CorruptFile(f"{path}: content hash mismatch (stored {payload['hash'][:12]}, got "
+                          f"{actual[:12]}): the weights are corrupt; {RETRAIN}")
     return payload
+
+
+# --- torch files: weights-only loading with errors that name the file -----------------------
+class CorruptFile(ValueError):
+    """A file that cannot be read back: truncated (a killed copy, a full disk), corrupt or not
+    the kind of file expected. The message names the file and what to do."""
+
+
+class UnsafeFile(CorruptFile):
+    """A pickle-based file holding objects other than tensors and plain data, refused unread
+    because unpickling them could run code. The message names the file and the refused global."""
+
+
+REMEDY = "delete it and rerun the step that writes it"
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_torch_file(path: str | os.PathLike, what: str, remedy: str = REMEDY) -> Any:
+    """`torch.load(path, map_location="cpu", weights_only=True)`, with errors that name the file.
+
+    `what` says what the file is ("checkpoint", "eigenvectors", "trajectory") for the messages.
+    A missing file raises FileNotFoundError as usual; a truncated or corrupt one CorruptFile; one
+    holding pickled objects that weights-only loading refuses (which could run code on a plain
+    `torch.load`) UnsafeFile, without executing anything from it."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        found = _REFUSED_GLOBAL.search(text) if "Weights only load failed" in text else None
+        if found:  # otherwise (an unknown opcode: garbage bytes) the file is corrupt
+            refused = f" (refused global {found.group(1)})"
+            # `from None`: torch's own message suggests retrying with weights_only=False, which
+            # would run whatever the file holds.
+            raise UnsafeFile(
+                f"{path}: refused to load this {what}: it holds pickled objects other than tensors "
+                f"and plain data{refused}, which could run code when loaded; nothing in it was "
+                f"executed. toposweep never writes such files, so it was replaced or tampered with: "
+                f"{remedy}, and do not load it with weights_only=False") from None
+        raise _corrupt(path, what, remedy, error) from error
+    except OSError as error:
+        if error.errno not in (None, errno.EINVAL):  # a real I/O error (EIO, ...), not the bytes
+            raise OSError(error.errno, f"could not read {what} {path}: {error.strerror or error}") from error
+        raise _corrupt(path, what, remedy, error) from error
+    except (EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            UnicodeDecodeError, MemoryError) as error:
+        raise _corrupt(path, what, remedy, error) from error
+
+
+def _corrupt(path: str | os.PathLike, what: str, remedy: str, error: BaseException) -> CorruptFile:
+    size = Path(path).stat().st_size if Path(path).exists() else None
+    state = "empty (0 bytes)" if size == 0 else "truncated or corrupt"
+    detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    return CorruptFile(f"{path}: this {what} is {state} and cannot be read ({type(error).__name__}: "
+                       f"{detail}); {remedy}")
+
+
+class _PythonWriter:
+    """A file-like wrapper that makes torch.save write through Python, so a full disk raises the
+    OSError (ENOSPC) instead of torch's RuntimeError ("unexpected pos ...")."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def write(self, data) -> int:
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+
+def save_torch_file(path: str | os.PathLike, payload: Any) -> None:
+    """`torch.save(payload)` to `path` atomically (see `atomic_path`; a full disk raises an
+    OSError naming `path`)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, _PythonWriter(handle))
 
 
 # --- landscapes (HDF5) ----------------------------------------------------------------------

@@ -37,10 +37,27 @@ MAX_WORK_UNITS = 1000
 
 
 # --- evaluation -------------------------------------------------------------------------------
+class GridCoefficients:
+    """The (P, d) coefficients of every grid point, in C order of the result array, made one
+    slice at a time: a work unit needs only its own rows, so a large grid never holds all P x d
+    of them (201^4 points would be 12 GiB)."""
+
+    def __init__(self, axes: Sequence[np.ndarray]):
+        self.axes = [np.asarray(a, dtype=np.float64) for a in axes]
+        self.shape = tuple(len(a) for a in self.axes)
+
+    def __len__(self) -> int:
+        return math.prod(self.shape)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        index = np.unravel_index(np.arange(start, stop), self.shape)
+        return np.stack([axis[i] for axis, i in zip(self.axes, index)], axis=1).reshape(-1, len(self.axes))
+
+
 def grid_coefficients(axes: Sequence[np.ndarray]) -> np.ndarray:
-    """(P, d) coefficients of every grid point, in C order of the result array."""
-    mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
-    return np.stack([m.reshape(-1) for m in mesh], axis=1)
+    """All (P, d) coefficients at once (small grids; the stages use GridCoefficients)."""
+    return GridCoefficients(axes)[:]
 
 
 class PointEvaluator:
@@ -148,7 +165,7 @@ def sample_grid(
     if len(directions) != len(axes):
         raise ValueError(f"{len(directions)} directions but {len(axes)} axes")
     evaluator = PointEvaluator(loss_fn, params, directions)
-    coefficients = grid_coefficients(axes)
+    coefficients = GridCoefficients(axes)
     method, chunk_size, done = resolve_method(evaluator, coefficients, method, chunk_size,
                                               memory_budget_mb)
     out = np.empty(len(coefficients))
@@ -287,11 +304,12 @@ def sample_landscape(
     comm=None,
     progress: bool = True,
     run: dict[str, Any] | None = None,
+    train_metrics: str | Path | None = None,
 ) -> dict[str, Any]:
     """Sample one run's landscape into `out_path` (HDF5), sharing work units across the ranks of
     `comm` (mpi4py) and resuming from `<out_path>.parts/` after an interruption. `settings` is
-    one entry of the config's `landscapes` (the schema's defaults fill the rest); with `run`, a
-    checkpoint of another run is refused.
+    one entry of the config's `landscapes` (the schema's defaults fill the rest); with `run` and
+    `train_metrics`, a checkpoint of another run (or not the one training recorded) is refused.
 
     Runs that did not train (status other than ok) get a landscape file with status "skipped".
     """
@@ -304,8 +322,10 @@ def sample_landscape(
     problem, model, checkpoint = load_trained(checkpoint_path, device, run)
     provenance = stage.header(checkpoint["run_config"], settings, device, checkpoint_path, checkpoint)
     provenance["run"] = checkpoint["run_config"]
-    plan = _plan(problem, model, checkpoint, settings, provenance, eigenvectors_path,
-                 trajectory_path)
+    status, message = stage.training_status(train_metrics, checkpoint_path, checkpoint)
+    plan = (f"training status is {status!r}: {message}".rstrip(": ") if status != "ok" else
+            _plan(problem, model, checkpoint, settings, provenance, eigenvectors_path,
+                  trajectory_path))
     if isinstance(plan, str):
         if comm.rank == 0:
             empty_axes = [np.zeros(0) for _ in range(settings["dimensions"])]
@@ -331,9 +351,7 @@ def sample_landscape(
 
 def _plan(problem, model, checkpoint: dict, settings: dict[str, Any], provenance: dict[str, Any],
           eigenvectors_path, trajectory_path) -> Plan | str:
-    """The evaluation plan of one landscape, or the reason it is skipped (an unfinished run)."""
-    if checkpoint["status"] != "ok":
-        return f"training status is {checkpoint['status']!r}"
+    """The evaluation plan of one landscape, or the reason it is skipped (a skipped Hessian)."""
     loss_fn, params = problem.loss_function(model)
     eigenvectors, trajectory, datasets = None, None, {}
     extra_attrs: dict[str, Any] = {}
@@ -373,7 +391,7 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
                      ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Every grid point's loss, the work units shared by the ranks and persisted one by one in
     `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere."""
-    coefficients = grid_coefficients(plan.axes)
+    coefficients = GridCoefficients(plan.axes)
     parts = out_path.with_name(out_path.name + ".parts")
     # Finished units are reused only for the same settings and inputs (not, say, thread count).
     inputs = {key: value for key, value in plan.attrs["provenance"].items()

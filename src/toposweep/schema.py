@@ -7,6 +7,7 @@ no problem and no torch, so every stage (the topology's torch-free environment t
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -16,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
+
 class ConfigError(ValueError):
     """A configuration that must not run; the message lists every offending key path."""
 
@@ -24,8 +26,24 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def _is_integer(checker, instance) -> bool:
+    """Integers only: JSON Schema would take 11.0, which the stages then cannot use as a count."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker, instance) -> bool:
+    """Finite numbers only: a NaN passes every bound (each comparison is false)."""
+    return (isinstance(instance, (int, float)) and not isinstance(instance, bool)
+            and math.isfinite(instance))
+
+
+TYPE_CHECKER = Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {"integer": _is_integer, "number": _is_number})
+
+
 def _validator_filling_defaults() -> type:
-    """Draft 2020-12 validator that also writes each property's `default` into the instance."""
+    """Draft 2020-12 validator that also writes each property's `default` into the instance;
+    integers must be ints and numbers finite."""
     check_properties = Draft202012Validator.VALIDATORS["properties"]
 
     def properties_with_defaults(validator, properties, instance, schema):
@@ -35,7 +53,8 @@ def _validator_filling_defaults() -> type:
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from check_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
+    return jsonschema.validators.extend(Draft202012Validator, {"properties": properties_with_defaults},
+                                        type_checker=TYPE_CHECKER)
 
 
 def key_path(parts: Iterable[Any]) -> str:
@@ -54,6 +73,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "type" and isinstance(error.instance, str) and _looks_numeric(error.instance):
         message += (f" (YAML reads {error.instance} as text: write the number with a dot and a "
                     "signed exponent, e.g. 1.0e-4 or 1.0e+8)")
+    if isinstance(error.instance, float) and not math.isfinite(error.instance):
+        message += " (NaN and infinite values are not allowed)"
+    elif isinstance(error.instance, float) and error.instance.is_integer() and "integer" in str(error.schema):
+        message += f" (write the integer {int(error.instance)}, not {error.instance})"
     return f"{key_path(error.absolute_path)}: {message}"
 
 
@@ -63,6 +86,32 @@ def _looks_numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (plain YAML keeps the last
+    silently, so a second `landscapes:` block would replace the first unseen)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                                  f"(first given on line {seen[key] + 1}); give each key once")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file with the safe loader, duplicate keys refused; errors name the file."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
 def stage_settings(section: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -56,13 +56,19 @@ def load_run_checkpoint(checkpoint_path: str | os.PathLike, run: dict[str, Any] 
     return checkpoint
 
 
-def training_status(metrics_path: str | os.PathLike | None, checkpoint: dict) -> tuple[str, str]:
-    """(status, message) of the training stage: from its train_metrics.json when given, else
-    the status stored in the checkpoint."""
-    if metrics_path is not None and Path(metrics_path).exists():
-        metrics = read_json(metrics_path)
-        return metrics.get("status", "ok"), metrics.get("message", "")
-    return checkpoint.get("status", "ok"), ""
+def training_status(metrics_path: str | os.PathLike | None, checkpoint_path: str | os.PathLike,
+                    checkpoint: dict) -> tuple[str, str]:
+    """(status, message) of the training stage, from its train_metrics.json when given (which
+    must record this checkpoint's hash: a checkpoint copied in from elsewhere is refused, both
+    files named), else the status stored in the checkpoint."""
+    if metrics_path is None:
+        return checkpoint.get("status", "ok"), ""
+    metrics = read_json(metrics_path)
+    if metrics.get("checkpoint_hash") != checkpoint["hash"]:
+        raise WrongRun(f"{checkpoint_path} (hash {checkpoint['hash'][:12]}) is not the checkpoint "
+                       f"{metrics_path} records (hash {str(metrics.get('checkpoint_hash'))[:12]}): "
+                       "the checkpoint was replaced or copied in; retrain the run")
+    return metrics.get("status", "ok"), metrics.get("message", "")
 
 
 def header(run: dict[str, Any], settings: dict[str, Any], device=None,

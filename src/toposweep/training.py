@@ -56,7 +56,9 @@ def train_run(run: dict[str, Any], files: TrainFiles | str | Path) -> dict[str, 
     write_csv(files.curve, pd.DataFrame(curve.rows))
     result = {
         "status": status, "message": message, **stage.header(run, settings, device),
-        "swept": run["swept"], **metrics, "n_steps": len(curve.rows),
+        "swept": run["swept"], **metrics,
+        "initial_train_loss": curve.rows[0].get("loss", float("nan")) if curve.rows else float("nan"),
+        "n_steps": len(curve.rows),
         "n_snapshots": len(curve.snapshots), "wall_time_s": train_seconds,
         "checkpoint_hash": checkpoint_hash, "config_hash": config_hash(run),
     }

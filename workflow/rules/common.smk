@@ -13,8 +13,14 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from toposweep import layout
 from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
+from toposweep.schema import load_yaml
+from toposweep.sizes import landscape_cost, readable_bytes
 
 try:
+    # Snakemake has parsed the config files already; read them again, strictly, so that a key
+    # given twice (which plain YAML silently resolves to the last) is an error.
+    for configfile in workflow.configfiles:
+        load_yaml(configfile)
     VALIDATED = validate_config(config)
 except ConfigError as error:
     raise WorkflowError(str(error))
@@ -29,6 +35,20 @@ LANDSCAPES = {
     name: {spec["name"]: spec for spec in experiment["landscapes"]}
     for name, experiment in EXPERIMENT_CONFIG.items()
 }
+
+if workflow.is_main_process:
+    # What the landscapes will cost, before any job (jobs re-read the Snakefile: say it once).
+    for name, specs in LANDSCAPES.items():
+        n_runs = sum(run.experiment == name for run in RUNS.values())
+        for landscape, spec in specs.items():
+            cost = landscape_cost(spec)
+            print(
+                f"landscape {name}/{landscape}: {spec['resolution']}^{spec['dimensions']} = "
+                f"{cost['points']:,} points per run x {n_runs} runs; memory per run: loss "
+                f"{readable_bytes(cost['landscape_bytes'])}, topology about "
+                f"{readable_bytes(cost['topology_bytes'])}",
+                file=sys.stderr,
+            )
 
 # Wildcard patterns of the layout's paths.
 RUN_DIR = layout.run_dir("{experiment}", "{point}", "{seed}")
@@ -90,7 +110,7 @@ def landscape_inputs(wildcards):
     landscape's directions need them."""
     run = RUN_DIR.format(**wildcards)
     files = layout.TrainFiles.in_dir(run)
-    inputs = {"checkpoint": str(files.checkpoint)}
+    inputs = {"checkpoint": str(files.checkpoint), "train_metrics": str(files.metrics)}
     directions = landscape_spec(wildcards)["directions"]
     if directions == "hessian":
         inputs["eigenvectors"] = str(layout.HessianFiles.in_dir(run).eigenvectors)

@@ -27,7 +27,8 @@ rule landscape:
     shell:
         "{resources.mpi} -n {resources.tasks} python -m mpi4py {params.script}"
         " --checkpoint {input.checkpoint} --output {output.landscape}"
-        " --settings {params.settings:q} --run {params.run:q} {params.directions}"
+        " --train-metrics {input.train_metrics} --settings {params.settings:q}"
+        " --run {params.run:q} {params.directions}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -72,7 +72,7 @@ def hessian_of_checkpoint(checkpoint_path: str | os.PathLike, files: HessianFile
               "dtype": str(next(model.parameters()).dtype)}
     skip = dict(names=names, shapes=shapes, checkpoint_hash=checkpoint["hash"], record=record,
                 files=files)
-    status, message = stage.training_status(train_metrics, checkpoint)
+    status, message = stage.training_status(train_metrics, checkpoint_path, checkpoint)
     if status != "ok":
         return write_skipped(f"training status is {status!r}: {message}".rstrip(": "), **skip)
     loss_fn, params = problem.loss_function(model)

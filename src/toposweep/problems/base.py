@@ -116,6 +116,10 @@ class Problem(ABC):
     sweepable: ClassVar[tuple[str, ...]] = ()
     #: The main test metric (a key of `evaluate`'s result): heat maps and captions show it.
     test_metric: ClassVar[str | None] = None
+    #: Names of the numbers `train` and `evaluate` return (final_train_*, test_*): a config's
+    #: metric names (aggregate, figures) are checked against them before any job. Empty: the
+    #: problem does not say, and those names are checked when the tables are built.
+    metrics: ClassVar[tuple[str, ...]] = ()
     #: Readable names of its metrics and settings for tables and figures.
     metric_labels: ClassVar[dict[str, str]] = {}
     #: Short names of swept settings in figure titles (e.g. beta -> β).
@@ -153,6 +157,8 @@ class Problem(ABC):
         unknown = [key for key in cls.sweepable if key not in cls.settings_schema]
         if unknown:
             errors.append(f"sweepable names {unknown}, which are not in settings_schema")
+        if cls.metrics and cls.test_metric is not None and cls.test_metric not in cls.metrics:
+            errors.append(f"test_metric {cls.test_metric!r} is not one of `metrics` {list(cls.metrics)}")
         if cls.run_panel_plot not in (None, *RUN_PANEL_PLOTS):
             errors.append(f"run_panel_plot must be one of {RUN_PANEL_PLOTS} or None, got "
                           f"{cls.run_panel_plot!r}")

@@ -66,6 +66,8 @@ class PinnConvection(Problem):
     sweepable = ("beta", "lr", "optimizer", "max_iter", "n_collocation", "collocation_seed",
                  "hidden_width", "hidden_layers")
     test_metric = "test_relative_l2"
+    metrics = ("final_train_loss", "final_train_loss_initial", "final_train_loss_boundary",
+               "final_train_loss_residual", "test_relative_l2", "test_mean_abs_error")
     metric_labels = {"test_relative_l2": "test relative L2 error",
                      "test_mean_abs_error": "test mean absolute error", "beta": "wave speed β"}
     short_labels = {"beta": "β"}

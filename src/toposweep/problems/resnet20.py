@@ -50,6 +50,8 @@ class ResNet20Classification(Problem):
     sweepable = ("width", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "epochs",
                  "shortcut")
     test_metric = "test_accuracy"
+    metrics = ("final_train_loss", "final_train_accuracy", "test_loss", "test_accuracy",
+               "test_error")
     metric_labels = {"test_accuracy": "test accuracy", "test_loss": "test loss",
                      "test_error": "test error", "width": "width w", "lr": "learning rate"}
     short_labels = {"width": "w"}

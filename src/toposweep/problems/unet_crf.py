@@ -59,6 +59,8 @@ class UNetCRFSegmentation(Problem):
     sweepable = ("lr", "width", "depth", "optimizer", "batch_size", "epochs", "weight_decay",
                  "crf_iterations", "image_size")
     test_metric = "test_mean_iou"
+    metrics = ("final_train_loss", "final_train_pixel_accuracy", "test_loss",
+               "test_pixel_accuracy", "test_mean_iou")
     metric_labels = {"test_mean_iou": "test mean IoU", "test_pixel_accuracy": "test pixel accuracy",
                      "test_loss": "test loss",
                      "final_train_pixel_accuracy": "final training pixel accuracy",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
 from typing import Any
@@ -130,7 +131,8 @@ def topology_of_landscape_file(
     settings = stage_settings("topology", settings)
     files = TopologyFiles.of(files)
     landscape = read_landscape(landscape_path)
-    provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path)}
+    provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path),
+                  "checkpoint_hash": _attr_json(landscape.attrs.get("provenance")).get("checkpoint_hash")}
     status = landscape.attrs.get("status", "ok")
     if status != "ok":
         reason = f"landscape status is {status!r}: {landscape.attrs.get('message', '')}".rstrip(": ")
@@ -138,6 +140,11 @@ def topology_of_landscape_file(
     return write_topology_outputs(landscape.loss, files, settings["connectivity"],
                                   settings["threshold"], settings["relative_threshold"],
                                   axes=landscape.axes, provenance=provenance)
+
+
+def _attr_json(value: Any) -> dict[str, Any]:
+    """A JSON-text attribute of a landscape file as a dict ({} when absent)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) and value else {}
 
 
 def write_skipped_topology(

@@ -1,0 +1,59 @@
+"""What a configuration's landscapes will cost, known before any job: grid points, memory, and
+the names of the metrics every stage produces (for checking a config's metric names). Light:
+no numpy-heavy, numba or torch import, so validation stays fast."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+# Columns of a run's summary row that the topology stage produces (topology.metrics.tree_metrics;
+# a test keeps the two equal).
+TOPOLOGY_METRICS = (
+    "n_vertices", "n_nonfinite", "n_minima", "n_saddles", "n_pairs", "n_pairs_infinite_death",
+    "avg_persistence", "max_persistence", "total_persistence", "median_persistence",
+    "avg_persistence_ttk_csv", "value_min", "value_max", "threshold_absolute",
+)
+HESSIAN_METRICS = ("top_eigenvalue", "trace", "trace_standard_error")  # and eigenvalue_1..k
+LANDSCAPE_METRICS = ("landscape_dimensions", "landscape_resolution", "landscape_min",
+                     "landscape_max", "landscape_centre", "landscape_n_nonfinite",
+                     "landscape_nonfinite_fraction")
+TRAINING_METRICS = ("initial_train_loss", "n_steps", "n_snapshots", "train_wall_time_s")
+
+# Memory per grid point: the float64 loss array (8 B), the coefficients of one work unit only,
+# and the topology stage's merge tree and profile, measured at about 41 B per vertex on a 41^4
+# grid (benchmarks/topology_bench.py: 275 MB peak against 159 MB for a 41^2 grid).
+LOSS_BYTES_PER_POINT = 8
+TOPOLOGY_BYTES_PER_POINT = 48
+
+
+def summary_columns(problem_metrics: tuple[str, ...], k: int, swept: list[str]) -> set[str]:
+    """Every metric column a summary of this experiment will have (with the problem's declared
+    metrics, the Hessian's k eigenvalues and the swept settings)."""
+    return (set(TOPOLOGY_METRICS) | set(HESSIAN_METRICS) | set(LANDSCAPE_METRICS)
+            | set(TRAINING_METRICS) | {f"eigenvalue_{i + 1}" for i in range(k)}
+            | set(problem_metrics) | set(swept))
+
+
+def landscape_cost(spec: dict[str, Any]) -> dict[str, float]:
+    """Grid points of one landscape and the memory its landscape and topology steps need."""
+    points = spec["resolution"] ** spec["dimensions"]
+    return {"points": points,
+            "landscape_bytes": points * LOSS_BYTES_PER_POINT,
+            "topology_bytes": points * (LOSS_BYTES_PER_POINT + TOPOLOGY_BYTES_PER_POINT)}
+
+
+def machine_memory_bytes() -> int | None:
+    """This machine's physical memory (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def readable_bytes(count: float) -> str:
+    if count <= 0:
+        return "0 B"
+    power = min(int(math.log(count, 1024)), 4)
+    return f"{count / 1024 ** power:.3g} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[power]}"
