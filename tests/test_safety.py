@@ -70,8 +70,6 @@ def test_planted_resume_state_runs_no_code(planted_resume):
     assert not (run_dir / "train_metrics.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="problems/base.py train_epochs loads the resume state with a "
-                   "bare torch.load: its error does not name the file (switch it to io.load_torch_file)")
 def test_planted_resume_state_error_names_the_file(planted_resume):
     run, run_dir, resume, marker = planted_resume
     with pytest.raises(Exception) as caught:

@@ -17,6 +17,7 @@ import torch
 
 # flatten/unflatten live in toposweep.parameters; imported here, they stay importable from this
 # module (landscape.py and the landscape benchmark use them from here).
+from toposweep.io import load_torch_file
 from toposweep.parameters import flatten, unflatten
 
 Direction = dict[str, torch.Tensor]
@@ -117,7 +118,7 @@ def trajectory_plane(path: str | os.PathLike, params: Direction, n: int,
     checkpoint (`checkpoint_hash`)."""
     from sklearn.decomposition import PCA
 
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path, "trajectory file", remedy="delete it and the checkpoint to retrain the run")
     if payload.get("checkpoint_hash") != checkpoint_hash:
         raise ValueError(f"{path} belongs to another checkpoint (hash "
                          f"{str(payload.get('checkpoint_hash'))[:12]}, expected {checkpoint_hash[:12]})")

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from . import stage
-from .io import atomic_path, config_hash, save_checkpoint, write_csv, write_json, write_npz
+from .io import config_hash, save_checkpoint, save_torch_file, write_csv, write_json, write_npz
 from .layout import TrainFiles
 from .problems import Diverged, TrainingCurve, get_problem
 from .stage import load_run_checkpoint, resolve_device
@@ -83,8 +83,7 @@ def save_trajectory(path: str | Path, curve: TrainingCurve, model: torch.nn.Modu
         "names": names, "shapes": shapes, "checkpoint_hash": checkpoint_hash,
         "unit": curve.snapshot_unit, "every": curve.snapshot_every,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_file(path, payload)
 
 
 def load_trained(

@@ -22,7 +22,7 @@ import torch
 
 from .. import stage
 from ..schema import stage_settings
-from ..io import atomic_path, write_csv, write_json
+from ..io import load_torch_file, save_torch_file, write_csv, write_json
 from ..layout import HessianFiles
 from ..parameters import unflatten_shapes
 from ..stage import resolve_device
@@ -200,8 +200,7 @@ def save_eigenvectors(path: str | os.PathLike, status: str, eigenvalues: torch.T
     payload = {"status": status, "eigenvalues": eigenvalues.to(torch.float64).cpu(),
                "vectors": vectors.cpu(), "names": list(names),
                "shapes": [list(shape) for shape in shapes], "checkpoint_hash": checkpoint_hash}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch_file(path, payload)
 
 
 def load_eigenvectors(path: str | os.PathLike, checkpoint_hash: str | None = None
@@ -209,7 +208,7 @@ def load_eigenvectors(path: str | os.PathLike, checkpoint_hash: str | None = Non
     """(eigenvalues, one parameter dict per eigenvector) from eigenvectors.pt; raises
     SkippedHessian for a skipped run and ValueError for a file that is not in the format or,
     with `checkpoint_hash`, was computed from another checkpoint."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path, "eigenvectors file", remedy="delete it to recompute the run's Hessian")
     required = ("status", "eigenvalues", "vectors", "names", "shapes", "checkpoint_hash")
     missing = [key for key in required if key not in payload]
     if missing:

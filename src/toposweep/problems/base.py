@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from ..io import atomic_path
+from ..io import CorruptFile, UnsafeFile, load_torch_file, save_torch_file
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -247,9 +247,9 @@ def train_epochs(
     settings) is ignored."""
     generator = torch.Generator().manual_seed(seed)
     start_epoch, step = 0, 0
-    if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        if state["key"] == state_key:
+    state = _resume_state(resume_path)
+    if state is not None:
+        if state.get("key") == state_key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if schedule is not None:
@@ -282,9 +282,31 @@ def train_epochs(
         curve.end_epoch(model)
         epoch_bar.set_postfix(loss=f"{value:.3g}")
         if resume_path is not None:
-            with atomic_path(resume_path) as tmp:
-                torch.save({"key": state_key, "epoch": epoch + 1, "step": step,
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "schedule": schedule.state_dict() if schedule is not None else None,
-                            "generator": generator.get_state(), "curve": curve.rows,
-                            "snapshots": curve.snapshots}, tmp)
+            save_torch_file(resume_path, {
+                "key": state_key, "epoch": epoch + 1, "step": step, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict() if schedule is not None else None,
+                "generator": generator.get_state(), "curve": curve.rows,
+                "snapshots": curve.snapshots})
+
+
+def _resume_state(path: Path | None) -> dict | None:
+    """A killed run's saved state, if there is one. A truncated or corrupt one (a kill while
+    writing cannot leave one: writes are atomic, but a copy can) is reported and set aside, and
+    training starts from epoch 0; one holding code-running objects is refused (UnsafeFile,
+    naming the file): nothing in it is executed."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = load_torch_file(path, "training resume state",
+                                remedy="delete it to restart this run from its first epoch")
+    except UnsafeFile:
+        raise
+    except CorruptFile as error:
+        log.warning("%s; starting from the first epoch", error)
+        path.unlink(missing_ok=True)
+        return None
+    if not isinstance(state, dict):
+        log.warning("ignoring %s: not a training resume state", path)
+        return None
+    return state
