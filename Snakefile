@@ -44,3 +44,7 @@ rule all:
 
 
 check_profile()
+
+
+onsuccess:
+    report_flagged_runs()

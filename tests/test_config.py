@@ -67,6 +67,19 @@ BAD_CONFIGS = {
     "trajectory without snapshots": (config_with(landscapes=[{"name": "t", "directions": "trajectory_pca"}]), "experiments[0].landscapes[0].directions", "trajectory_pca needs the training snapshots"),
     "epoch snapshots of an L-BFGS PINN": (config_with(snapshots={"every": 1}), "experiments[0].snapshots.unit", "pinn_convection does not train in epochs"),
     "auto extent of random directions": (config_with(landscapes=[{"name": "r", "extent": "auto"}]), "experiments[0].landscapes[0].extent", "auto (fit the trajectory) needs directions: trajectory_pca"),
+    "integral float for an integer": (config_with(landscapes=[{"name": "a", "resolution": 11.0}]), "experiments[0].landscapes[0].resolution", "(write the integer 11, not 11.0)"),
+    "integral float in the settings": (config_with(settings={"n_collocation": 10.0}), "experiments[0].settings.n_collocation", "(write the integer 10, not 10.0)"),
+    "NaN in the grid": (config_with(grid={"beta": [1.0, float("nan")]}), "experiments[0].grid.beta[1]", "NaN and infinite values are not allowed"),
+    "NaN learning rate": (config_with(settings={"lr": float("nan")}), "experiments[0].settings.lr", "NaN and infinite values are not allowed"),
+    "NaN extent": (config_with(landscapes=[{"name": "a", "extent": float("nan")}]), "experiments[0].landscapes[0].extent", "NaN and infinite values are not allowed"),
+    "infinite threshold": (config_with(topology={"threshold": float("inf")}), "experiments[0].topology.threshold", "NaN and infinite values are not allowed"),
+    "unknown figures parameter": (config_with(figures={"parameter": "lr"}), "experiments[0].figures.parameter", "'lr' is not swept; the grid sweeps ['beta']"),
+    "unknown heat map metric": (config_with(figures={"heatmap_metric": "test_accuracy"}), "experiments[0].figures.heatmap_metric", "['test_accuracy'] will not be columns of the summary"),
+    "unknown topology metric": (config_with(aggregate={"topology_metrics": ["n_minimum"]}), "experiments[0].aggregate.topology_metrics", "['n_minimum'] are not topology metrics"),
+    "unknown ML metric": (config_with(aggregate={"ml_metrics": ["test_accuracy"]}), "experiments[0].aggregate.ml_metrics", "['test_accuracy'] will not be columns of the summary"),
+    "unknown panel metric": (config_with(figures={"panel_metrics": ["eigenvalue_9"]}), "experiments[0].figures.panel_metrics", "['eigenvalue_9'] will not be columns"),
+    "too many landscape points": (config_with(landscapes=[{"name": "big", "dimensions": 4, "resolution": 201, "allow_high_dimensions": True}]), "experiments[0].landscapes[0]", "201^4 = 1,632,240,801 grid points is more than max_points = 100,000,000"),
+    "landscape larger than the machine's memory": (config_with(landscapes=[{"name": "big", "dimensions": 4, "resolution": 201, "max_points": 2000000000}]), "experiments[0].landscapes[0]", "more than this machine's"),
     "normalised trajectory directions": (config_with(snapshots={"every": 1, "unit": "step"}, landscapes=[{"name": "t", "directions": "trajectory_pca", "normalization": "filter"}]), "experiments[0].landscapes[0].normalization", "trajectory_pca keeps the components' unit norm"),
     "unet dataset": ({"experiments": [{"name": "u", "problem": "unet_crf", "settings": {"dataset": "voc"}}]}, "experiments[0].settings.dataset", "is not one of"),
     "unet width in grid": ({"experiments": [{"name": "u", "problem": "unet_crf", "grid": {"width": [0]}}]}, "experiments[0].grid.width[0]", "less than the minimum of 1"),
@@ -211,3 +224,21 @@ def test_load_config_reports_the_file(tmp_path):
     path.write_text("experiments: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("experiments:\n  - name: e\n    problem: pinn_convection\n    landscapes:\n"
+                    "      - {name: a, resolution: 21}\n    landscapes:\n      - {name: a, resolution: 201}\n")
+    with pytest.raises(ConfigError, match=r"sweep.yaml: line 6: duplicate key 'landscapes' \(first given on line 4\)"):
+        load_config(path)
+
+
+def test_metric_declarations_cover_what_the_problems_return():
+    """The built-ins' declared `metrics` are what their train/evaluate return (recorded runs)."""
+    import json
+
+    reference = json.loads((REPO / "tests" / "data" / "builtin_reference.json").read_text())
+    for case in reference.values():
+        declared = get_problem(case["run"]["problem"]).metrics
+        assert set(case["test_metrics"]) <= set(declared), case["run"]["problem"]

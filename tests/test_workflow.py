@@ -122,6 +122,17 @@ def test_a_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_key_given_twice_stops_the_workflow(tmp_path):
+    """Snakemake's own YAML reading keeps the last of two keys; the workflow re-reads strictly."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("experiments:\n  - name: x\n    problem: pinn_convection\n"
+                     "    landscapes: [{name: a, resolution: 5}]\n"
+                     "    landscapes: [{name: a, resolution: 201}]\n")
+    result = snakemake(tmp_path, twice, "-n")
+    assert result.returncode != 0
+    assert "twice.yaml: line 5: duplicate key 'landscapes' (first given on line 4)" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("name", ["pinn_beta", "resnet20_width", "lr_sweep", "unet_crf_lr",
                                   "unet_crf_lr_shapes", "pinn_profiles_4d", "pinn_profiles_4d_reduced"])
 def test_paper_configs_dry_run(name, tmp_path):

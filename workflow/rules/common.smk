@@ -301,3 +301,27 @@ def check_profile():
             )
     if problems:
         raise WorkflowError("profile error:\n  " + "\n  ".join(problems))
+
+
+def report_flagged_runs():
+    """At the end of a sweep: the runs whose summary rows carry warnings (their numbers are
+    kept; see the `warnings` column), so they are not missed in the tables."""
+    import pandas as pd
+
+    flagged = []
+    for path in all_tables():
+        if path.endswith("summary.csv") and Path(path).exists():
+            table = pd.read_csv(path)
+            if "warnings" in table:
+                rows = table[table["warnings"].fillna("") != ""]
+                flagged += [
+                    f"  {row.experiment}/{row.point}/seed~{row.seed} ({path}): {row.warnings}"
+                    for row in rows.itertuples()
+                ]
+    if flagged:
+        print(
+            "Runs flagged in the summaries (numbers kept):",
+            *flagged,
+            sep="\n",
+            file=sys.stderr,
+        )
