@@ -390,3 +390,18 @@ def test_run_panel_shows_segmentation_examples_with_named_classes(tmp_path):
         np.testing.assert_allclose(handle.get_facecolor(), mask_image.cmap(mask_image.norm(index)))
     assert "predicted u(x, t)" not in figure_texts(figure)  # the PINN slots are not drawn
     assert_written(figure, tmp_path, "segmentation")
+
+
+def test_a_flagged_run_is_marked_in_the_profiles_figure(experiment):
+    from matplotlib.colors import to_rgba
+
+    _, _, table = experiment
+    flagged = table.copy()
+    flagged["warnings"] = flagged["warnings"].astype(object)
+    flagged.loc[(flagged["beta"] == 4) & (flagged["seed"] == 0), "warnings"] = "landscape 98 % non-finite"
+    figure = plots.landscape_profiles(flagged, "beta", plots.load_profiles(flagged, "beta"), "pinn")
+    cells = profile_axes(figure)
+    marked = cells["profile beta=4 seed=0"]
+    assert "⚠ landscape 98 % non-finite" in marked.get_xlabel()
+    assert marked.spines["left"].get_edgecolor() == to_rgba("tab:red")
+    assert "⚠" not in cells["profile beta=4 seed=1"].get_xlabel()

@@ -960,6 +960,7 @@ def landscape_profiles(
                     ax.set_xlabel(f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
                                   f"{n_basins} basin{'' if n_basins == 1 else 's'}", fontsize=7.5,
                                   labelpad=2)
+                    mark_flagged(ax, runs.get(key))
                     ax.set_xticks([])
                     ax.tick_params(labelleft=j == 0, labelsize=7)
                 else:
@@ -992,6 +993,18 @@ def landscape_profiles(
             else "no run has a landscape profile")
         figure.suptitle((title + "\n" if title else "") + heading)
         return figure
+
+
+def mark_flagged(ax, row: Any) -> None:
+    """A run the summary flags (its `warnings`: mostly non-finite landscape, exploding loss) gets
+    a red frame and the warning under its cell: its numbers are shown, but not as trusted."""
+    warning = getattr(row, "warnings", None) if row is not None else None
+    if not isinstance(warning, str) or not warning:
+        return
+    for spine in ax.spines.values():
+        spine.set_color("tab:red")
+        spine.set_linewidth(1.2)
+    ax.set_xlabel(f"{ax.get_xlabel()}\n⚠ {_wrap(warning, 30)}", color="tab:red")
 
 
 def _run_status_text(row: Any, profile: Mapping[str, Any] | None) -> str:
