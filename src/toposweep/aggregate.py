@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -155,12 +154,10 @@ def _hessian_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
 
 
 def _landscape_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
-    from .io import read_landscape
+    from .io import json_attribute, read_landscape
 
     landscape = read_landscape(path)
-    provenance = landscape.attrs.get("provenance")
-    checkpoint_hash = (json.loads(provenance).get("checkpoint_hash")
-                       if isinstance(provenance, str) and provenance else None)
+    checkpoint_hash = json_attribute(landscape.attrs.get("provenance")).get("checkpoint_hash")
     status = str(landscape.attrs.get("status", "ok"))
     if status != "ok" or landscape.loss.size == 0:
         return status, {}, checkpoint_hash

@@ -323,6 +323,18 @@ def write_landscape(
                 handle.attrs[key] = json_text(value, None) if isinstance(value, (dict, list)) else value
 
 
+def json_attribute(value: Any) -> dict[str, Any]:
+    """A landscape attribute written as JSON text (settings, provenance) as a dict; {} when
+    absent or not JSON."""
+    if isinstance(value, (bytes, str)) and value:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return value if isinstance(value, dict) else {}
+
+
 def read_landscape(path: str | os.PathLike) -> Landscape:
     """Read a file written by `write_landscape` (attributes come back as Python values)."""
     import h5py

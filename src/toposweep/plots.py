@@ -31,7 +31,7 @@ from .aggregate import (  # noqa: E402
     seed_statistics,
     swept_parameters,
 )
-from .io import atomic_path, read_json, read_landscape  # noqa: E402
+from .io import atomic_path, json_attribute, read_json, read_landscape  # noqa: E402
 from .schema import stage_settings  # noqa: E402
 
 WIDE_RANGE = 100.0  # positive values spanning more than this factor get a log axis
@@ -626,7 +626,7 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             message_axes(first, reason, "loss landscape")
             message_axes(figure.add_subplot(slots[1]), reason, "3-D surface")
         else:
-            settings = _attr_json(landscape.attrs.get("settings"))
+            settings = json_attribute(landscape.attrs.get("settings"))
             loss, axes = landscape.loss, landscape.axes
             if loss.ndim == 1:
                 first.plot(axes[0], scale(loss), color="tab:blue")
@@ -719,17 +719,6 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
 
 def _read_optional_json(path: Path | None) -> dict[str, Any] | None:
     return read_json(path) if path is not None and path.exists() else None
-
-
-def _attr_json(value: Any) -> dict[str, Any]:
-    import json
-
-    if isinstance(value, (bytes, str)) and value:
-        try:
-            return json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _status_text(stage: Any, filename: str) -> str:
@@ -1085,7 +1074,7 @@ def landscape_settings(table: pd.DataFrame) -> dict[str, Any] | None:
             continue
         if Path(path).exists():
             with h5py.File(path, "r") as handle:
-                return _attr_json(handle.attrs.get("settings"))
+                return json_attribute(handle.attrs.get("settings"))
     return None
 
 

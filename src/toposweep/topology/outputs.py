@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 import toposweep
 from toposweep.schema import stage_settings
-from toposweep.io import file_sha256, read_landscape, write_json, write_text
+from toposweep.io import file_sha256, json_attribute, read_landscape, write_json, write_text
 from toposweep.layout import TopologyFiles
 from toposweep.topology.merge_tree import (
     grid_positions,
@@ -132,7 +131,7 @@ def topology_of_landscape_file(
     files = TopologyFiles.of(files)
     landscape = read_landscape(landscape_path)
     provenance = {"landscape": str(landscape_path), "landscape_sha256": file_sha256(landscape_path),
-                  "checkpoint_hash": _attr_json(landscape.attrs.get("provenance")).get("checkpoint_hash")}
+                  "checkpoint_hash": json_attribute(landscape.attrs.get("provenance")).get("checkpoint_hash")}
     status = landscape.attrs.get("status", "ok")
     if status != "ok":
         reason = f"landscape status is {status!r}: {landscape.attrs.get('message', '')}".rstrip(": ")
@@ -140,11 +139,6 @@ def topology_of_landscape_file(
     return write_topology_outputs(landscape.loss, files, settings["connectivity"],
                                   settings["threshold"], settings["relative_threshold"],
                                   axes=landscape.axes, provenance=provenance)
-
-
-def _attr_json(value: Any) -> dict[str, Any]:
-    """A JSON-text attribute of a landscape file as a dict ({} when absent)."""
-    return json.loads(value) if isinstance(value, (str, bytes)) and value else {}
 
 
 def write_skipped_topology(
