@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -99,7 +100,8 @@ def resolve_problems(config: dict) -> tuple[dict[str, type[Problem]], list[str]]
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """Return a copy of `config` with every default filled in, or raise ConfigError."""
     if not isinstance(config, dict):
-        raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
+        raise ConfigError(f"invalid configuration:\n  <top level>: the configuration must be a "
+                          f"mapping with the key `experiments`, got {type(config).__name__}")
     problems, messages = resolve_problems(config)
     schema = assembled_schema(problems, schema)
     filled = copy.deepcopy(config)
@@ -177,11 +179,16 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
         if directions == "trajectory_pca" and landscape["normalization"] not in ("auto", "none"):
             messages.append(f"{at}.normalization: trajectory_pca keeps the components' unit norm "
                             "(the training path is projected on them); use auto or none")
-        cost = landscape_cost(landscape)
-        if cost["points"] > landscape["max_points"]:
-            messages.append(f"{at}: {landscape['resolution']}^{dimensions} = {cost['points']:,} grid "
-                            f"points is more than max_points = {landscape['max_points']:,}; lower "
+        # Compared in logarithms first: resolution^dimensions of a typo can have millions of digits.
+        log_points = dimensions * math.log10(landscape["resolution"])
+        if log_points > math.log10(landscape["max_points"]):
+            count = (f"{landscape['resolution'] ** dimensions:,}" if log_points < 30
+                     else f"about 10^{log_points:.0f}")
+            messages.append(f"{at}: {landscape['resolution']}^{dimensions} = {count} grid points "
+                            f"is more than max_points = {landscape['max_points']:,}; lower "
                             f"resolution or dimensions, or raise {at}.max_points")
+            continue
+        cost = landscape_cost(landscape)
         memory = machine_memory_bytes()
         if memory is not None and cost["topology_bytes"] > memory:
             messages.append(f"{at}: its topology needs about {readable_bytes(cost['topology_bytes'])} "

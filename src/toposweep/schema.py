@@ -32,9 +32,11 @@ def _is_integer(checker, instance) -> bool:
 
 
 def _is_number(checker, instance) -> bool:
-    """Finite numbers only: a NaN passes every bound (each comparison is false)."""
-    return (isinstance(instance, (int, float)) and not isinstance(instance, bool)
-            and math.isfinite(instance))
+    """Finite numbers only: a NaN passes every bound (each comparison is false). Any int is
+    finite (one too large for a float is still a number)."""
+    if isinstance(instance, bool):
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and math.isfinite(instance))
 
 
 TYPE_CHECKER = Draft202012Validator.TYPE_CHECKER.redefine_many(
