@@ -290,3 +290,18 @@ def test_trajectory_pca_plane_and_the_projected_path(tmp_path):
     problem, model, _ = load_trained(tmp_path / CHECKPOINT)
     loss_fn, params = problem.loss_function(model)
     assert landscape.loss[2, 2] == pytest.approx(float(loss_fn(params)), rel=1e-6)
+
+
+def test_grid_coefficients_are_made_per_work_unit():
+    """A slice of the grid's coefficients equals the same rows of the full meshgrid, and a huge
+    grid costs nothing until a slice is asked for (201^4 points would be 12 GiB at once)."""
+    from toposweep.landscape import GridCoefficients
+
+    axes = [np.linspace(-1, 1, 3), np.linspace(0, 2, 4), np.array([5.0, 6.0])]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    full = np.stack([m.reshape(-1) for m in mesh], axis=1)
+    grid = GridCoefficients(axes)
+    assert len(grid) == 24 and np.array_equal(grid[:], full) and np.array_equal(grid[5:17], full[5:17])
+    huge = GridCoefficients(grid_axes(4, 201, 1.0))
+    assert len(huge) == 201**4
+    np.testing.assert_allclose(huge[201**4 - 2 :], [[1.0, 1.0, 1.0, 0.99], [1.0, 1.0, 1.0, 1.0]])
