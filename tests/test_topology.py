@@ -522,6 +522,18 @@ def test_write_topology_outputs_writes_all_files_atomically(tmp_path):
     assert len(profile["basins"]) == 3
 
 
+@pytest.mark.parametrize("ndim", [8, 62, 63, 64])
+def test_length_one_axes_do_not_change_the_tree_up_to_numpys_64_dimensions(ndim):
+    # 63 and 64 dimensions take the kernel's per-axis bounds test (its bit masks hold 62 axes)
+    values = tied_field(2, seed=4)
+    padded = values.reshape(values.shape[:1] + (1,) * (ndim - 2) + values.shape[1:])
+    ours, plain = merge_tree(padded, "axis"), merge_tree(values, "axis")
+    for name in ["node_vertex", "node_type", "arc_child", "arc_parent", "vertex_arc",
+                 "pair_birth_vertex", "pair_death_vertex"]:
+        np.testing.assert_array_equal(getattr(ours, name), getattr(plain, name), err_msg=name)
+    assert ours.n_minima > 3
+
+
 def test_write_topology_outputs_of_a_5d_grid_has_a_coordinate_column_per_dimension(tmp_path):
     shape = (9, 7, 7, 7, 9)
     values = gaussian_wells(shape, [(0.25, 0.5, 0.5, 0.5, 0.25), (0.75, 0.5, 0.5, 0.5, 0.75)],
