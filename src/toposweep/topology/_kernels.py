@@ -116,7 +116,17 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
                     if not inside:
                         continue
             neighbour = v + flat_offsets[j]
-            if parent[neighbour] < 0:
+            up = parent[neighbour]
+            if up < 0:
+                continue
+            # Fast path (no unions happen during this scan, so the roots found stay roots): a
+            # neighbour whose parent is a root already found adds nothing; skip its find.
+            known = False
+            for k in range(n_roots):
+                if roots[k] == up:
+                    known = True
+                    break
+            if known:
                 continue
             r = _find(parent, neighbour)
             duplicate = False
