@@ -178,7 +178,8 @@ def test_connectivities_have_expected_neighbour_counts():
             assert len({tuple(d) for d in deltas}) == count and np.abs(deltas).max() == 1
             assert not np.any(np.all(deltas == 0, axis=1))
             assert sorted(offsets.tolist()) == sorted((-offsets).tolist())
-            assert np.array_equal(offsets, deltas @ np.array([3 ** (ndim - 1 - a) for a in range(ndim)]))
+            strides = np.array([3 ** (ndim - 1 - a) for a in range(ndim)])
+            assert np.array_equal(offsets, deltas @ strides)
 
 
 @pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
@@ -349,7 +350,8 @@ def test_tiny_7d_and_8d_grids_run_through_tree_simplification_profile_and_export
     assert simplified.arc_size.sum() == values.size
     assert landscape_profile(simplified).top_width == values.size
     exported = tree.to_dict(axes=[np.linspace(-1, 1, 3)] * ndim)
-    assert all(len(node["coordinates"]) == ndim == len(node["position"]) for node in exported["nodes"])
+    for node in exported["nodes"]:
+        assert len(node["coordinates"]) == ndim == len(node["position"])
     assert topology_metrics(values, connectivity)["n_minima"] == tree.n_minima
 
 
