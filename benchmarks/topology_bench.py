@@ -10,6 +10,13 @@ loads that same array:
 * check:      toposweep with connectivity "axis", whose 0-dim pairs must equal gudhi's (the
               vertex-filtered cubical complex has the same 1-skeleton).
 
+Beyond four dimensions, one 11⁶ field (1,771,561 vertices; the same in --quick) is timed with each
+connectivity (axis: 12 neighbours, freudenthal: 126, full: 728): merge tree + metrics, median of
+3 calls after the warm-up, in one child per connectivity with its BLAS/OpenMP/numba threads
+pinned to 1 (the sweep is single-threaded anyway). Goal: ≤ 10 s each. gudhi is not run there (its
+6-D cubical complex has 21⁶ = 86 million cells); the tests compare axis pairs with gudhi in 5-D
+and 6-D.
+
 Peak memory is the child's peak resident set size (getrusage(RUSAGE_SELF).ru_maxrss at its end):
 the whole process, interpreter and imports included; the RSS before the computation is reported
 too. Writes results/benchmarks/topology.json (atomically) and prints a markdown table.
@@ -39,6 +46,12 @@ from toposweep.io import write_json  # noqa: E402
 
 SMOOTHING_SIGMA = 2.0  # grid cells
 SEED = 0
+ND_SHAPE = (11,) * 6
+ND_CONNECTIVITIES = ("axis", "freudenthal", "full")
+ND_REPEATS = 3
+ND_GOAL_SECONDS = 10.0
+PINNED_THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
 def random_smooth_field(shape: tuple[int, ...], seed: int = SEED) -> np.ndarray:
@@ -84,6 +97,8 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
 
     from toposweep.topology import merge_tree, tree_metrics
 
+    if kind.startswith("nd_"):
+        return nd_child(kind[3:], field)
     connectivity = "axis" if kind == "toposweep_axis" else "freudenthal"
     start = time.perf_counter()
     merge_tree(np.random.default_rng(1).normal(size=(4,) * field.ndim), connectivity)
@@ -107,6 +122,36 @@ def child(kind: str, field_path: str, pairs_path: str | None) -> dict:
         "n_saddles": metrics["n_saddles"],
         "avg_persistence": metrics["avg_persistence"],
         "n_pairs_dim0": int(pairs.shape[0]),
+    }
+
+
+def nd_child(connectivity: str, field: np.ndarray, repeats: int = ND_REPEATS) -> dict:
+    """Median of `repeats` timed merge tree + metrics calls with one connectivity."""
+    from toposweep.topology import merge_tree, tree_metrics
+    from toposweep.topology.merge_tree import neighbour_stencil
+
+    start = time.perf_counter()
+    merge_tree(np.random.default_rng(1).normal(size=(4,) * field.ndim), connectivity)
+    warmup = time.perf_counter() - start
+    baseline = peak_rss_mb()
+    totals, trees = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tree = merge_tree(field, connectivity)
+        trees.append(time.perf_counter() - start)
+        metrics = tree_metrics(tree)
+        totals.append(time.perf_counter() - start)
+    return {
+        "connectivity": connectivity,
+        "neighbours": int(neighbour_stencil(field.shape, connectivity)[1].size),
+        "seconds": float(np.median(totals)),
+        "merge_tree_seconds": float(np.median(trees)),
+        "all_seconds": totals,
+        "warmup_seconds": warmup,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": baseline,
+        "n_minima": metrics["n_minima"],
+        "n_saddles": metrics["n_saddles"],
     }
 
 
@@ -171,6 +216,14 @@ def main() -> None:
                     "peak_rss_ratio": ours["peak_rss_mb"] / gudhi["peak_rss_mb"],
                 }
             )
+        field_path = scratch / "field_nd.npy"
+        np.save(field_path, random_smooth_field(ND_SHAPE))
+        label = "×".join(str(n) for n in ND_SHAPE)
+        pinned_env = dict(os.environ, **PINNED_THREADS)
+        nd_rows = []
+        for connectivity in ND_CONNECTIVITIES:
+            print(f"{label}: toposweep {connectivity} ...", file=sys.stderr, flush=True)
+            nd_rows.append(run_child(f"nd_{connectivity}", field_path, env=pinned_env))
 
     report = {
         "benchmark": "topology",
@@ -190,6 +243,15 @@ def main() -> None:
         },
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": rows,
+        "nd": {
+            "shape": list(ND_SHAPE),
+            "n_vertices": int(np.prod(ND_SHAPE)),
+            "measured": f"merge_tree(field, connectivity) + tree_metrics, median of {ND_REPEATS} "
+            "calls after a warm-up call, threads pinned: " + ", ".join(PINNED_THREADS),
+            "goal_seconds": ND_GOAL_SECONDS,
+            "load_average": list(os.getloadavg()),
+            "results": nd_rows,
+        },
     }
     write_json(args.output, report)
     print(markdown_table(report))
@@ -222,6 +284,25 @@ def markdown_table(report: dict) -> str:
         f"{report['numba_compile_seconds']:.1f} s; warm-up call loading the on-disk cache: "
         f"{warmup:.2f} s (both excluded from the times above)"
     )
+    nd = report.get("nd")
+    if nd:
+        lines += [
+            f"\n{'×'.join(map(str, nd['shape']))} ({nd['n_vertices']:,} vertices), merge tree + "
+            f"metrics, median of {len(nd['results'][0]['all_seconds'])} (goal ≤ "
+            f"{nd['goal_seconds']:.0f} s; load average {nd['load_average'][0]:.2f}):\n",
+            "| connectivity | neighbours | time (median) | merge tree | all runs | peak RSS "
+            "(increase) | minima | saddles |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in nd["results"]:
+            lines.append(
+                f"| {row['connectivity']} | {row['neighbours']} | {seconds_text(row['seconds'])} "
+                f"| {seconds_text(row['merge_tree_seconds'])} "
+                f"| {', '.join(f'{t:.2f}' for t in row['all_seconds'])} s "
+                f"| {row['peak_rss_mb']:.0f} MB "
+                f"(+{row['peak_rss_mb'] - row['rss_before_mb']:.0f} MB) "
+                f"| {row['n_minima']} | {row['n_saddles']} |"
+            )
     return "\n".join(lines)
 
 

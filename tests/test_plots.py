@@ -193,6 +193,27 @@ def test_a_three_dimensional_landscape_is_drawn_as_central_slices(tmp_path):
     assert "Hessian eigenvector 1" in text
 
 
+@pytest.mark.parametrize("ndim", [5, 6])
+def test_a_five_or_six_dimensional_landscape_is_drawn_as_central_slices(tmp_path, ndim):
+    from synthetic_runs import write_run
+    from toposweep.io import write_landscape
+    from toposweep.topology import write_topology_outputs
+
+    axis = np.linspace(-1, 1, 5)
+    grids = np.meshgrid(*[axis] * ndim, indexing="ij")
+    loss = sum((k + 1) * g**2 for k, g in enumerate(grids)) + 1.0
+    assert plots.central_slice(loss, (0, 2)).shape == (5, 5)
+    run = write_run(tmp_path, "hyper", 1, 0, 1)
+    write_landscape(run.directory / "landscape.h5", loss, [axis] * ndim,
+                    attrs={"status": "ok", "settings": {"directions": "hessian"}})
+    write_topology_outputs(loss, run.directory, axes=[axis] * ndim)
+    text = figure_texts(plots.run_panel(panel_files(run.directory), "hyper", "field"))
+    others = ",".join(str(a) for a in range(2, ndim))
+    assert f"{ndim}-D landscape: slice at α{others} = 0" in text
+    assert f"{ndim}-D landscape: slice at α1,{others[2:]} = 0" in text
+    assert "Hessian eigenvector 1" in text
+
+
 # --- landscape profiles side by side ---------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from toposweep.topology.merge_tree import build_merge_tree
 
 matplotlib.use("Agg")
 
-TIE_SHAPES = {1: (300,), 2: (23, 19), 3: (9, 8, 7), 4: (5, 6, 4, 5)}
+TIE_SHAPES = {1: (300,), 2: (23, 19), 3: (9, 8, 7), 4: (5, 6, 4, 5), 5: (5,) * 5, 6: (4,) * 6}
 
 
 # --- independent references ------------------------------------------------------------------
@@ -117,7 +117,7 @@ def tied_field(ndim: int, seed: int, levels: int = 5) -> np.ndarray:
 
 
 # --- agreement with gudhi ----------------------------------------------------------------------
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_axis_pairs_equal_gudhi_cubical_on_tied_fields(ndim, seed):
     values = tied_field(ndim, seed)
@@ -126,19 +126,23 @@ def test_axis_pairs_equal_gudhi_cubical_on_tied_fields(ndim, seed):
     np.testing.assert_array_equal(ours, gudhi_cubical_vertex_pairs(values))
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_freudenthal_pairs_equal_gudhi_lower_star_on_tied_fields(ndim, seed):
-    values = tied_field(ndim, seed)
+    # 62 and 126 neighbours in 5-D and 6-D: 5 levels leave (almost) one basin, 10 still tie heavily
+    values = tied_field(ndim, seed, levels=5 if ndim <= 4 else 10)
     ours = persistence_pairs(values)  # default connectivity: freudenthal
-    assert ours.shape[0] > 3
+    assert ours.shape[0] >= 3
     np.testing.assert_array_equal(ours, gudhi_lower_star_pairs(values, "freudenthal"))
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4, 5])
 def test_full_pairs_equal_gudhi_lower_star_on_tied_fields(ndim):
-    values = tied_field(ndim, seed=2)
+    # 5-D full: 242 neighbours; 50 levels over 3125 vertices (about 62 vertices per value)
+    values = tied_field(ndim, seed=2, levels=5 if ndim <= 4 else 50)
     ours = persistence_pairs(values, connectivity="full")
+    if ndim == 5:
+        assert ours.shape[0] > 3
     np.testing.assert_array_equal(ours, gudhi_lower_star_pairs(values, "full"))
 
 
@@ -164,6 +168,27 @@ def test_connectivities_have_expected_neighbour_counts():
         assert neighbour_stencil(shape, "axis")[1].size == axis
         assert neighbour_stencil(shape, "freudenthal")[1].size == freudenthal
         assert neighbour_stencil(shape, "full")[1].size == full
+    for ndim in (5, 6, 8):  # 2d, 2^(d+1) - 2, 3^d - 1; distinct offsets, symmetric, in {-1,0,1}^d
+        shape = (3,) * ndim
+        for connectivity, count in (
+            ("axis", 2 * ndim), ("freudenthal", 2 ** (ndim + 1) - 2), ("full", 3**ndim - 1)
+        ):
+            deltas, offsets = neighbour_stencil(shape, connectivity)
+            assert deltas.shape == (count, ndim) and offsets.size == count
+            assert len({tuple(d) for d in deltas}) == count and np.abs(deltas).max() == 1
+            assert not np.any(np.all(deltas == 0, axis=1))
+            assert sorted(offsets.tolist()) == sorted((-offsets).tolist())
+            strides = np.array([3 ** (ndim - 1 - a) for a in range(ndim)])
+            assert np.array_equal(offsets, deltas @ strides)
+
+
+@pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
+def test_pair_vertices_equal_plain_union_find_with_ties_in_5d(connectivity):
+    # 50 levels over 2000 vertices: 40 vertices per value on average, many equal neighbours
+    values = np.random.default_rng(5).integers(0, 50, size=(5, 4, 5, 4, 5)).astype(np.float64)
+    tree = merge_tree(values, connectivity)
+    ours = set(zip(tree.pair_birth_vertex.tolist(), tree.pair_death_vertex.tolist()))
+    assert len(ours) > 3 and ours == reference_vertex_pairs(values, connectivity)
 
 
 @pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
@@ -193,6 +218,8 @@ def gaussian_wells(shape, centres, depths, width=0.08):
         ((61, 61), [(0.25, 0.25), (0.75, 0.25), (0.5, 0.75), (0.15, 0.8)], 0.05),
         ((25, 25, 25), [(0.25, 0.25, 0.25), (0.75, 0.75, 0.75), (0.25, 0.75, 0.75)], 0.06),
         ((17, 17, 17, 17), [(0.25, 0.25, 0.25, 0.25), (0.75, 0.75, 0.75, 0.75)], 0.1),
+        # 6-D, 7^6 = 117,649 vertices: three wells at grid points 1/6 and 5/6, >= 7 widths apart
+        ((7,) * 6, [(1 / 6,) * 6, (5 / 6,) * 6, (1 / 6, 5 / 6) * 3], 0.15),
     ],
 )
 @pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
@@ -209,7 +236,7 @@ def test_separated_gaussian_wells_give_k_minima_and_k_minus_1_saddles(
     np.testing.assert_allclose(np.sort(tree.persistence), np.sort(depths)[:-1], rtol=0.03)
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4, 5])
 def test_quadratic_bowl_has_one_minimum_and_no_saddles(ndim):
     shape = (11,) * ndim
     grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
@@ -277,11 +304,7 @@ def test_avg_persistence_ttk_csv_matches_reference_formula_on_hand_example():
 
 
 # --- invariants on random fields ---------------------------------------------------------------
-@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
-@pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
-def test_merge_tree_invariants_on_random_fields(ndim, connectivity):
-    values = tied_field(ndim, seed=11, levels=7)
-    tree = merge_tree(values, connectivity)
+def assert_merge_tree_invariants(values, tree):
     n = values.size
     assert tree.n_minima == tree.pairs.shape[0] + 1
     assert tree.n_arcs == tree.n_nodes - 1
@@ -302,6 +325,34 @@ def test_merge_tree_invariants_on_random_fields(ndim, connectivity):
     high = tree.node_values[tree.arc_parent][tree.vertex_arc]
     assert np.all((tree.values >= low) & (tree.values <= high))
     assert landscape_profile(tree).top_width == n
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
+def test_merge_tree_invariants_on_random_fields(ndim, connectivity):
+    values = tied_field(ndim, seed=11, levels=7)
+    assert_merge_tree_invariants(values, merge_tree(values, connectivity))
+
+
+@pytest.mark.parametrize("ndim", [7, 8])
+@pytest.mark.parametrize("connectivity", ["axis", "freudenthal", "full"])
+def test_tiny_7d_and_8d_grids_run_through_tree_simplification_profile_and_export(
+    ndim, connectivity
+):
+    values = np.random.default_rng(ndim).integers(0, 6, size=(3,) * ndim).astype(np.float64)
+    tree = merge_tree(values, connectivity)
+    assert_merge_tree_invariants(values, tree)
+    if ndim == 7 and connectivity != "full":  # the plain union-find reference is slow on 3^7 full
+        ours = set(zip(tree.pair_birth_vertex.tolist(), tree.pair_death_vertex.tolist()))
+        assert ours == reference_vertex_pairs(values, connectivity)
+    simplified = simplify(tree, 2.0)
+    assert np.all(simplified.persistence >= 2.0)
+    assert simplified.arc_size.sum() == values.size
+    assert landscape_profile(simplified).top_width == values.size
+    exported = tree.to_dict(axes=[np.linspace(-1, 1, 3)] * ndim)
+    for node in exported["nodes"]:
+        assert len(node["coordinates"]) == ndim == len(node["position"])
+    assert topology_metrics(values, connectivity)["n_minima"] == tree.n_minima
 
 
 def test_float32_input_gives_same_tree_as_float64():
@@ -364,7 +415,7 @@ def test_simplify_removes_pairs_below_threshold():
     assert metrics["avg_persistence"] == 3.5
 
 
-@pytest.mark.parametrize("ndim", [2, 3, 4])
+@pytest.mark.parametrize("ndim", [2, 3, 4, 5, 6])
 @pytest.mark.parametrize("threshold", [0.5, 1.5, 2.5])
 def test_simplified_tree_equals_one_pass_sweep_with_threshold(ndim, threshold):
     values = np.random.default_rng(ndim).normal(size=TIE_SHAPES[ndim])
@@ -473,11 +524,55 @@ def test_write_topology_outputs_writes_all_files_atomically(tmp_path):
     assert len(profile["basins"]) == 3
 
 
+@pytest.mark.parametrize("ndim", [8, 62, 63, 64])
+def test_length_one_axes_do_not_change_the_tree_up_to_numpys_64_dimensions(ndim):
+    # 63 and 64 dimensions take the kernel's per-axis bounds test (its bit masks hold 62 axes)
+    values = tied_field(2, seed=4)
+    padded = values.reshape(values.shape[:1] + (1,) * (ndim - 2) + values.shape[1:])
+    ours, plain = merge_tree(padded, "axis"), merge_tree(values, "axis")
+    for name in ["node_vertex", "node_type", "arc_child", "arc_parent", "vertex_arc",
+                 "pair_birth_vertex", "pair_death_vertex"]:
+        np.testing.assert_array_equal(getattr(ours, name), getattr(plain, name), err_msg=name)
+    assert ours.n_minima > 3
+
+
+def test_write_topology_outputs_of_a_5d_grid_has_a_coordinate_column_per_dimension(tmp_path):
+    shape = (9, 7, 7, 7, 9)
+    values = gaussian_wells(shape, [(0.25, 0.5, 0.5, 0.5, 0.25), (0.75, 0.5, 0.5, 0.5, 0.75)],
+                            [1.0, 1.4], width=0.12)
+    axes = [np.linspace(-1, 1, n) for n in shape]
+    summary = write_topology_outputs(values, tmp_path / "run", connectivity="axis", axes=axes)
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["merge_tree.json", "persistence.csv", "profile.json", "topology.json"]
+    topology = json.loads((tmp_path / "run" / "topology.json").read_text())
+    assert topology == json.loads(json.dumps(summary)) and topology["status"] == "ok"
+    assert topology["metrics"]["n_minima"] == 2 and topology["metrics"]["n_saddles"] == 1
+    assert topology["metrics"]["n_vertices"] == values.size
+    assert topology["global_minimum"]["position"] == pytest.approx([0.5, 0, 0, 0, 0.5])
+    with (tmp_path / "run" / "persistence.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == (
+        ["birth", "death", "persistence", "birth_vertex", "death_vertex"]
+        + [f"{end}_i{k}" for end in ("birth", "death") for k in range(5)]
+        + [f"{end}_x{k}" for end in ("birth", "death") for k in range(5)]
+    )
+    assert len(rows) == 1 and 0.9 < float(rows[0]["persistence"]) < 1.0
+    assert [int(rows[0][f"birth_i{k}"]) for k in range(5)] == [2, 3, 3, 3, 2]
+    assert float(rows[0]["birth_x4"]) == pytest.approx(-0.5)
+    tree = json.loads((tmp_path / "run" / "merge_tree.json").read_text())
+    assert tree["shape"] == list(shape)
+    assert [n["type"] for n in tree["nodes"]] == ["minimum", "minimum", "saddle", "root"]
+    assert all(len(n["coordinates"]) == 5 == len(n["position"]) for n in tree["nodes"])
+    assert sum(a["size"] for a in tree["arcs"]) == values.size
+    profile = json.loads((tmp_path / "run" / "profile.json").read_text())
+    assert len(profile["basins"]) == 3
+
+
 # --- input validation --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "values, connectivity, message",
     [
-        (np.zeros((2,) * 5), "freudenthal", "ndim=5"),
         (np.float64(1.0), "freudenthal", "ndim=0"),
         (np.zeros(1), "freudenthal", "at least 2"),
         (np.zeros(4, dtype=complex), "freudenthal", "real numeric"),

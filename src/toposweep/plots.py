@@ -593,7 +593,7 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
     """The papers' per-run figure from a run's files (`files`: train_metrics, curve,
     predictions, hessian, density, landscape, topology, merge_tree, persistence, profile; a
     missing key or file gets a panel saying so): landscape contour (with the training path on a
-    trajectory_pca plane) and 3-D surface (2-D; central slices for 3-D/4-D, a line for 1-D),
+    trajectory_pca plane) and 3-D surface (2-D; central slices for 3-D and up, a line for 1-D),
     merge tree, persistence diagram, landscape profile, Hessian spectral density, training
     curve, and what the problem's `run_panel_plot` names: the PINN's predicted vs exact u(x, t)
     ("field"), test images with true and predicted masks ("segmentation"), or predicted against

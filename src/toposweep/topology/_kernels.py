@@ -69,30 +69,64 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
     coords = np.empty(ndim, np.int64)
     roots = np.empty(n_offsets, np.int64)
     kept = np.empty(n_offsets, np.int64)
+    # Boundary test in O(1) per offset (the stencil has 3^d - 1 offsets for "full"): bit `axis`
+    # of down_mask[j] / up_mask[j] is set when offset j steps -1 / +1 along that axis, and a
+    # vertex's at_low / at_high bits mark the axes where it is on the first / last layer.
+    use_masks = ndim <= 62
+    down_mask = np.zeros(n_offsets, np.int64)
+    up_mask = np.zeros(n_offsets, np.int64)
+    if use_masks:
+        for j in range(n_offsets):
+            for axis in range(ndim):
+                if deltas[j, axis] < 0:
+                    down_mask[j] |= np.int64(1) << axis
+                elif deltas[j, axis] > 0:
+                    up_mask[j] |= np.int64(1) << axis
 
     for i in range(n):
         v = order[i]
         rest = v
         interior = True  # every neighbour exists: skip the per-offset bounds checks
+        at_low = np.int64(0)
+        at_high = np.int64(0)
         for axis in range(ndim - 1, -1, -1):
             coords[axis] = rest % shape[axis]
             rest //= shape[axis]
             if coords[axis] == 0 or coords[axis] == shape[axis] - 1:
                 interior = False
+                if use_masks:
+                    if coords[axis] == 0:
+                        at_low |= np.int64(1) << axis
+                    if coords[axis] == shape[axis] - 1:
+                        at_high |= np.int64(1) << axis
 
         n_roots = 0
         for j in range(n_offsets):
             if not interior:
-                inside = True
-                for axis in range(ndim):
-                    c = coords[axis] + deltas[j, axis]
-                    if c < 0 or c >= shape[axis]:
-                        inside = False
-                        break
-                if not inside:
-                    continue
+                if use_masks:
+                    if (down_mask[j] & at_low) != 0 or (up_mask[j] & at_high) != 0:
+                        continue
+                else:
+                    inside = True
+                    for axis in range(ndim):
+                        c = coords[axis] + deltas[j, axis]
+                        if c < 0 or c >= shape[axis]:
+                            inside = False
+                            break
+                    if not inside:
+                        continue
             neighbour = v + flat_offsets[j]
-            if parent[neighbour] < 0:
+            up = parent[neighbour]
+            if up < 0:
+                continue
+            # Fast path (no unions happen during this scan, so the roots found stay roots): a
+            # neighbour whose parent is a root already found adds nothing; skip its find.
+            known = False
+            for k in range(n_roots):
+                if roots[k] == up:
+                    known = True
+                    break
+            if known:
                 continue
             r = _find(parent, neighbour)
             duplicate = False

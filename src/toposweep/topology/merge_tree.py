@@ -1,4 +1,4 @@
-"""Merge (join) trees of the sublevel-set filtration of 1-D to 4-D grids, and their simplification.
+"""Merge (join) trees of the sublevel-set filtration of n-D grids (any n), and their simplification.
 
 Conventions (documented, deterministic):
 
@@ -27,18 +27,28 @@ from toposweep.topology._kernels import NODE_MINIMUM, NODE_ROOT, NODE_SADDLE, sw
 
 CONNECTIVITIES = ("freudenthal", "axis", "full")
 NODE_TYPE_NAMES = {NODE_MINIMUM: "minimum", NODE_SADDLE: "saddle", NODE_ROOT: "root"}
-MAX_NDIM = 4
+# The sweep kernel stores union-find parents and arc labels as int32: at most 2^31 - 1 vertices.
+MAX_VERTICES = 2**31 - 1
 
 
 def validate_values(values: Any) -> np.ndarray:
-    """Return `values` as a read-only float64 copy after checking it is a real 1-D to 4-D grid."""
+    """Return `values` as a read-only float64 copy after checking it is a real grid (ndim >= 1).
+
+    Any number of dimensions is accepted; the cost is that of the grid (its vertex count times the
+    stencil size, 2d, 2^(d+1) - 2 or 3^d - 1 neighbours), so memory is the practical limit.
+    """
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"values must be a real numeric array; got dtype {array.dtype}")
-    if not 1 <= array.ndim <= MAX_NDIM:
-        raise ValueError(f"values must have 1 to {MAX_NDIM} dimensions; got ndim={array.ndim}")
+    if array.ndim < 1:
+        raise ValueError(f"values must have at least 1 dimension; got ndim={array.ndim}")
     if array.size < 2:
         raise ValueError(f"values must have at least 2 grid vertices; got shape {array.shape}")
+    if array.size > MAX_VERTICES:
+        raise ValueError(
+            f"values must have at most {MAX_VERTICES} grid vertices (int32 sweep labels); "
+            f"got shape {array.shape} ({array.size} vertices)"
+        )
     grid = np.array(array, dtype=np.float64, order="C", copy=True)  # owned: later edits by the
     grid.flags.writeable = False  # caller cannot change a tree built from it
     return grid
@@ -57,8 +67,9 @@ def validate_connectivity(connectivity: str) -> str:
 def neighbour_stencil(shape: tuple[int, ...], connectivity: str) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour offsets of a grid vertex: (deltas of shape (m, ndim), flat C-order offsets (m,)).
 
-    freudenthal: ±Σ_{i∈S} e_i for every non-empty axis subset S (2, 6, 14, 30 in 1-D..4-D; the
-    triangulation TTK uses for regular grids); axis: ±e_i (2n); full: every δ ∈ {-1,0,1}ⁿ \\ {0}.
+    freudenthal: ±Σ_{i∈S} e_i for every non-empty axis subset S (2^(n+1) − 2: 2, 6, 14, 30, 62,
+    126 in 1-D..6-D; the triangulation TTK uses for regular grids); axis: ±e_i (2n); full: every
+    δ ∈ {-1,0,1}ⁿ \\ {0} (3ⁿ − 1: 728 in 6-D, 6560 in 8-D). Any number of dimensions n.
     """
     validate_connectivity(connectivity)
     ndim = len(shape)
@@ -278,7 +289,7 @@ def build_merge_tree(
 
 
 def merge_tree(values: Any, connectivity: str = "freudenthal") -> MergeTree:
-    """Join tree of the sublevel-set filtration of a 1-D to 4-D array.
+    """Join tree of the sublevel-set filtration of an array of any dimension (1-D, ..., 8-D, ...).
 
     `connectivity` is "freudenthal" (default, TTK's triangulation), "axis" (2n neighbours) or
     "full" (3ⁿ−1 neighbours). Ties are broken by (value, flat index); zero-persistence pairs
