@@ -89,7 +89,7 @@ def test_planted_checkpoint_is_refused_unrun(tmp_path):
     message = str(error)
     assert str(path) in message
     assert re.search(r"refused global (builtins\.)?exec\b", message)
-    assert "weights_only=False" in message and "do not" in message  # never the advice to retry unsafely
+    assert "do not load it with torch.load's weights_only turned off" in message  # never the advice to retry unsafely
     assert isinstance(error, ValueError)
 
 

@@ -225,13 +225,13 @@ def load_torch_file(path: str | os.PathLike, what: str, remedy: str = REMEDY) ->
         found = _REFUSED_GLOBAL.search(text) if "Weights only load failed" in text else None
         if found:  # otherwise (an unknown opcode: garbage bytes) the file is corrupt
             refused = f" (refused global {found.group(1)})"
-            # `from None`: torch's own message suggests retrying with weights_only=False, which
-            # would run whatever the file holds.
+            # `from None`: torch's own message suggests retrying with the weights-only check
+            # off, which would run whatever the file holds.
             raise UnsafeFile(
                 f"{path}: refused to load this {what}: it holds pickled objects other than tensors "
                 f"and plain data{refused}, which could run code when loaded; nothing in it was "
                 f"executed. toposweep never writes such files, so it was replaced or tampered with: "
-                f"{remedy}, and do not load it with weights_only=False") from None
+                f"{remedy}, and do not load it with torch.load's weights_only turned off") from None
         raise _corrupt(path, what, remedy, error) from error
     except OSError as error:
         if error.errno not in (None, errno.EINVAL):  # a real I/O error (EIO, ...), not the bytes
