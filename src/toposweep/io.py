@@ -154,8 +154,6 @@ def save_checkpoint(
     status: str,
 ) -> str:
     """Save {state_dict, run_config, problem, status, hash, config_hash}; return the content hash."""
-    import torch
-
     cpu_state = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
     content = state_dict_hash(cpu_state)
     payload = {
