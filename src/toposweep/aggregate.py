@@ -47,9 +47,8 @@ METRIC_LABELS = {
     "lr": "learning rate",
     "seed": "seed",
 }
-SHORT_LABELS = {"lr": "lr"}
 _labels = collections.ChainMap({}, METRIC_LABELS)
-_short_labels = collections.ChainMap({}, SHORT_LABELS)
+_short_labels = collections.ChainMap({})
 
 
 @contextlib.contextmanager

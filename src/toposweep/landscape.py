@@ -321,6 +321,7 @@ def sample_landscape(
     device = rank_device(comm, settings["device"])
     problem, model, checkpoint = load_trained(checkpoint_path, device, run)
     provenance = stage.header(checkpoint["run_config"], settings, device, checkpoint_path, checkpoint)
+    provenance.pop("settings")  # the file's own `settings` attribute holds them
     provenance["run"] = checkpoint["run_config"]
     status, message = stage.training_status(train_metrics, checkpoint_path, checkpoint)
     plan = (f"training status is {status!r}: {message}".rstrip(": ") if status != "ok" else
