@@ -196,6 +196,22 @@ def test_a_failing_rank_ends_the_job_without_hanging(tmp_path):
     assert "missing.pt" in result.stderr
 
 
+def wait_until_gone(argument: str, timeout: float = 60) -> None:
+    """Wait until no process has ``argument`` on its command line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                alive.append(argument in cmdline.read_bytes().decode(errors="replace"))
+            except OSError:
+                continue
+        if not any(alive):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"a process with {argument} is still running")
+
+
 def test_a_killed_landscape_job_resumes_bit_identically(pinn_checkpoint, tmp_path):
     settings = {**SETTINGS, "resolution": 31, "method": "loop", "chunk_size": 1}
     reference = tmp_path / "reference.h5"
@@ -209,6 +225,7 @@ def test_a_killed_landscape_job_resumes_bit_identically(pinn_checkpoint, tmp_pat
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    wait_until_gone(str(output))  # the rank runs in its own session and outlives mpiexec briefly
     done = len(list(parts.glob("unit_*.npy")))
     assert 60 <= done < 961 and not output.exists(), "the job must be killed mid-run"
     result = sample_landscape(pinn_checkpoint, output, settings)
