@@ -79,6 +79,12 @@ BAD_CONFIGS = {
     "unknown ML metric": (config_with(aggregate={"ml_metrics": ["test_accuracy"]}), "experiments[0].aggregate.ml_metrics", "['test_accuracy'] will not be columns of the summary"),
     "unknown panel metric": (config_with(figures={"panel_metrics": ["eigenvalue_9"]}), "experiments[0].figures.panel_metrics", "['eigenvalue_9'] will not be columns"),
     "too many landscape points": (config_with(landscapes=[{"name": "big", "dimensions": 4, "resolution": 201, "allow_high_dimensions": True}]), "experiments[0].landscapes[0]", "201^4 = 1,632,240,801 grid points is more than max_points = 100,000,000"),
+    "scattered sampling without n_samples": (config_with(landscapes=[{"name": "s", "dimensions": 10, "sampling": "sobol"}]), "experiments[0].landscapes[0].n_samples", "sampling sobol needs n_samples"),
+    "n_samples on a grid": (config_with(landscapes=[{"name": "g", "n_samples": 100}]), "experiments[0].landscapes[0].n_samples", "applies to scattered sampling"),
+    "unknown sampling": (config_with(landscapes=[{"name": "s", "sampling": "halton", "n_samples": 100}]), "experiments[0].landscapes[0].sampling", "grid"),
+    "more samples than max_points": (config_with(landscapes=[{"name": "s", "sampling": "uniform", "n_samples": 2000, "max_points": 1000}]), "experiments[0].landscapes[0].n_samples", "2,000 samples is more than max_points = 1,000"),
+    "fewer samples than graph neighbours": (config_with(landscapes=[{"name": "s", "sampling": "sobol", "n_samples": 10}]), "experiments[0].landscapes[0].n_samples", "topology.neighbours = 16"),
+    "scattered samples larger than the machine's memory": (config_with(landscapes=[{"name": "s", "sampling": "sobol", "dimensions": 10, "n_samples": 10**10, "max_points": 10**11}]), "experiments[0].landscapes[0]", "more than this machine's"),
     "landscape larger than the machine's memory": (config_with(landscapes=[{"name": "big", "dimensions": 4, "resolution": 201, "max_points": 2000000000}]), "experiments[0].landscapes[0]", "more than this machine's"),
     "normalised trajectory directions": (config_with(snapshots={"every": 1, "unit": "step"}, landscapes=[{"name": "t", "directions": "trajectory_pca", "normalization": "filter"}]), "experiments[0].landscapes[0].normalization", "trajectory_pca keeps the components' unit norm"),
     "unet dataset": ({"experiments": [{"name": "u", "problem": "unet_crf", "settings": {"dataset": "voc"}}]}, "experiments[0].settings.dataset", "is not one of"),
@@ -156,6 +162,14 @@ def test_schema_is_assembled_from_the_problems_declarations():
     assert set(settings) == set(pinn.settings_schema) | {"device"}
     assert set(block["then"]["properties"]["grid"]["properties"]) == set(pinn.sweepable)
     assert sorted(BUILT_IN) == ["pinn_convection", "resnet20", "unet_crf"]
+
+
+def test_scattered_samples_need_no_high_dimension_opt_in():
+    config = validate_config(config_with(landscapes=[
+        {"name": "s10", "dimensions": 10, "sampling": "sobol", "n_samples": 4096}]))
+    spec = config["experiments"][0]["landscapes"][0]
+    assert spec["sampling"] == "sobol" and spec["n_samples"] == 4096
+    assert config["experiments"][0]["topology"]["graph"] == "gabriel"
 
 
 def test_several_landscapes_default_and_named():

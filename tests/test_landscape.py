@@ -322,3 +322,85 @@ def test_grid_coefficients_are_made_per_work_unit():
     huge = GridCoefficients(grid_axes(4, 201, 1.0))
     assert len(huge) == 201**4
     np.testing.assert_allclose(huge[201**4 - 2 :], [[1.0, 1.0, 1.0, 0.99], [1.0, 1.0, 1.0, 1.0]])
+
+
+# --- scattered samples -------------------------------------------------------------------------
+SCATTERED = {**SETTINGS, "dimensions": 3, "sampling": "sobol", "n_samples": 64, "extent": 0.5}
+
+
+@pytest.mark.parametrize("sampling", ["sobol", "latin_hypercube", "uniform"])
+def test_scattered_samples_are_seeded_in_the_cube_with_the_origin_first(sampling):
+    from toposweep.sampling import scattered_samples
+
+    samples = scattered_samples(sampling, 257, 10, 0.5, seed=3)
+    assert samples.shape == (257, 10)
+    assert np.array_equal(samples[0], np.zeros(10))
+    assert np.abs(samples).max() <= 0.5 and np.abs(samples[1:]).min() > 0
+    assert np.array_equal(samples, scattered_samples(sampling, 257, 10, 0.5, seed=3))
+    assert not np.array_equal(samples, scattered_samples(sampling, 257, 10, 0.5, seed=4))
+
+
+def test_sobol_and_latin_hypercube_samples_are_scipys_and_stratified():
+    from scipy.stats import qmc
+
+    from toposweep.sampling import scattered_samples
+
+    sobol = scattered_samples("sobol", 129, 6, 2.0, seed=0)
+    expected = qmc.Sobol(6, scramble=True, seed=np.random.default_rng([0, 1])).random_base2(7)
+    assert np.array_equal(sobol[1:], 4.0 * expected - 2.0)
+    latin = scattered_samples("latin_hypercube", 101, 4, 1.0, seed=0)[1:]
+    strata = np.floor((latin + 1.0) / 2.0 * 100).astype(int)  # one sample per 1/100 of each axis
+    assert all(np.array_equal(np.sort(strata[:, axis]), np.arange(100)) for axis in range(4))
+
+
+def test_a_scattered_landscape_holds_its_samples_and_their_exact_losses(pinn_checkpoint, tmp_path):
+    result = sample_landscape(pinn_checkpoint, tmp_path / "s.h5", SCATTERED)
+    stored = read_landscape(tmp_path / "s.h5")
+    assert result["points_computed"] == 64 and stored.scattered and stored.axes == []
+    assert stored.loss.shape == (64,) and stored.samples.shape == (64, 3)
+    assert stored.attrs["sampling"] == "sobol"
+    problem, model, checkpoint = load_trained(pinn_checkpoint, torch.device("cpu"))
+    loss_fn, params = problem.loss_function(model)
+    names = list(params)
+    directions = [{name: torch.as_tensor(vector).reshape(params[name].shape)
+                   for name, vector in zip(names, np.split(
+                       stored_direction, np.cumsum([params[n].numel() for n in names])[:-1]))}
+                  for stored_direction in _stored_directions(tmp_path / "s.h5")]
+    evaluator = PointEvaluator(loss_fn, params, directions)
+    assert np.allclose(evaluator(stored.samples, "loop", 1), stored.loss, rtol=1e-6, atol=0)
+    assert stored.loss[0] == pytest.approx(float(loss_fn(params)), rel=1e-6)
+
+
+def _stored_directions(path: Path) -> list[np.ndarray]:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return [handle["directions"][f"d{i}"][()] for i in range(len(handle["directions"]))]
+
+
+def test_scattered_landscapes_resume_and_share_ranks_bit_identically(pinn_checkpoint, tmp_path,
+                                                                   monkeypatch):
+    settings = {**SCATTERED, "n_samples": 1500, "method": "loop", "chunk_size": 1}
+    reference = tmp_path / "reference.h5"
+    sample_landscape(pinn_checkpoint, reference, settings)
+    calls, original = [0], PointEvaluator.__call__
+
+    def failing(self, *args, **kwargs):  # an interruption after 500 of the 750 work units
+        calls[0] += 1
+        if calls[0] > 500:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PointEvaluator, "__call__", failing)
+    with pytest.raises(KeyboardInterrupt):
+        sample_landscape(pinn_checkpoint, tmp_path / "resumed.h5", settings)
+    monkeypatch.setattr(PointEvaluator, "__call__", original)
+    result = sample_landscape(pinn_checkpoint, tmp_path / "resumed.h5", settings)
+    assert result["points_computed"] == 1500 - 1000  # 2 samples per unit (at most 1,000 units)
+    assert (tmp_path / "resumed.h5").read_bytes() == reference.read_bytes()
+    run = subprocess.run(mpi_command(2, pinn_checkpoint, tmp_path / "two.h5", settings),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    two = read_landscape(tmp_path / "two.h5")
+    one = read_landscape(reference)
+    assert np.array_equal(two.loss, one.loss) and np.array_equal(two.samples, one.samples)

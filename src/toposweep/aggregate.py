@@ -162,10 +162,15 @@ def _landscape_columns(path: Path) -> tuple[str, dict[str, Any], str | None]:
         return status, {}, checkpoint_hash
     loss = landscape.loss
     finite = loss[np.isfinite(loss)]
-    centre = loss[tuple(n // 2 for n in loss.shape)]
+    if landscape.scattered:  # sample 0 is the trained weights
+        dimensions, resolution, centre = landscape.samples.shape[1], math.nan, loss[0]
+    else:
+        dimensions, resolution = loss.ndim, loss.shape[0]
+        centre = loss[tuple(n // 2 for n in loss.shape)]
     return status, {
-        "landscape_dimensions": loss.ndim,
-        "landscape_resolution": loss.shape[0],
+        "landscape_dimensions": dimensions,
+        "landscape_resolution": resolution,
+        "landscape_points": int(loss.size),
         "landscape_min": float(finite.min()) if finite.size else math.nan,
         "landscape_max": float(finite.max()) if finite.size else math.nan,
         "landscape_centre": float(centre),

@@ -166,9 +166,7 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
                             f"landscapes[{names[landscape['name']]}]; names must be unique")
         names.setdefault(landscape["name"], number)
         dimensions, directions = landscape["dimensions"], landscape["directions"]
-        if dimensions > 4 and not landscape["allow_high_dimensions"]:
-            messages.append(f"{at}.dimensions: {dimensions} is more than 4; set "
-                            "allow_high_dimensions: true to allow it")
+        messages += _sampling_errors(landscape, experiment["topology"], at)
         if directions == "hessian" and experiment["hessian"]["k"] < dimensions:
             messages.append(f"{where}.hessian.k: landscape {landscape['name']!r} takes {dimensions} "
                             f"Hessian eigenvectors (dimensions) but k is "
@@ -179,25 +177,49 @@ def _landscape_errors(experiment: dict, problem: type[Problem], where: str) -> l
         if directions == "trajectory_pca" and landscape["normalization"] not in ("auto", "none"):
             messages.append(f"{at}.normalization: trajectory_pca keeps the components' unit norm "
                             "(the training path is projected on them); use auto or none")
+        if landscape["extent"] == "auto" and directions != "trajectory_pca":
+            messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
+                            "trajectory_pca; give a number")
+    return messages
+
+
+def _sampling_errors(landscape: dict, topology: dict, at: str) -> list[str]:
+    """Grid or scattered samples: the keys each needs, and the points and memory they cost."""
+    dimensions, sampling = landscape["dimensions"], landscape["sampling"]
+    if sampling != "grid":
+        if landscape["n_samples"] is None:
+            return [f"{at}.n_samples: sampling {sampling} needs n_samples (e.g. 4096)"]
+        if landscape["n_samples"] > landscape["max_points"]:
+            return [f"{at}.n_samples: {landscape['n_samples']:,} samples is more than max_points "
+                    f"= {landscape['max_points']:,}; lower n_samples or raise {at}.max_points"]
+        if topology["neighbours"] >= landscape["n_samples"]:
+            return [f"{at}.n_samples: the neighbourhood graph joins every sample to "
+                    f"topology.neighbours = {topology['neighbours']} others; take more samples "
+                    "than that, or fewer neighbours"]
+    else:
+        if landscape["n_samples"] is not None:
+            return [f"{at}.n_samples: applies to scattered sampling (sobol, latin_hypercube, "
+                    "uniform); a grid has resolution^dimensions points: remove n_samples"]
+        if dimensions > 4 and not landscape["allow_high_dimensions"]:
+            return [f"{at}.dimensions: {dimensions} is more than 4; set allow_high_dimensions: "
+                    "true to allow a grid of resolution^dimensions points, or use scattered "
+                    "sampling (sobol with n_samples)"]
         # Compared in logarithms first: resolution^dimensions of a typo can have millions of digits.
         log_points = dimensions * math.log10(landscape["resolution"])
         if log_points > math.log10(landscape["max_points"]):
             count = (f"{landscape['resolution'] ** dimensions:,}" if log_points < 30
                      else f"about 10^{log_points:.0f}")
-            messages.append(f"{at}: {landscape['resolution']}^{dimensions} = {count} grid points "
-                            f"is more than max_points = {landscape['max_points']:,}; lower "
-                            f"resolution or dimensions, or raise {at}.max_points")
-            continue
-        cost = landscape_cost(landscape)
-        memory = machine_memory_bytes()
-        if memory is not None and cost["topology_bytes"] > memory:
-            messages.append(f"{at}: its topology needs about {readable_bytes(cost['topology_bytes'])} "
-                            f"for {cost['points']:,} points, more than this machine's "
-                            f"{readable_bytes(memory)}; lower resolution or dimensions")
-        if landscape["extent"] == "auto" and directions != "trajectory_pca":
-            messages.append(f"{at}.extent: auto (fit the trajectory) needs directions: "
-                            "trajectory_pca; give a number")
-    return messages
+            return [f"{at}: {landscape['resolution']}^{dimensions} = {count} grid points "
+                    f"is more than max_points = {landscape['max_points']:,}; lower "
+                    f"resolution or dimensions, or raise {at}.max_points"]
+    cost = landscape_cost(landscape, topology["neighbours"])
+    memory = machine_memory_bytes()
+    if memory is not None and cost["topology_bytes"] > memory:
+        lower = "resolution or dimensions" if sampling == "grid" else "n_samples"
+        return [f"{at}: its topology needs about {readable_bytes(cost['topology_bytes'])} "
+                f"for {cost['points']:,} points, more than this machine's "
+                f"{readable_bytes(memory)}; lower {lower}"]
+    return []
 
 
 def _reference_errors(experiment: dict, problem: type[Problem], where: str) -> list[str]:

@@ -279,35 +279,51 @@ LANDSCAPE_FORMAT_VERSION = 1
 
 @dataclass
 class Landscape:
-    """A loss grid: `loss[i, j, ...] = loss(theta + axes[0][i] d_0 + axes[1][j] d_1 + ...)`."""
+    """A loss grid, `loss[i, j, ...] = loss(theta + axes[0][i] d_0 + axes[1][j] d_1 + ...)`, or
+    scattered samples, `loss[i] = loss(theta + samples[i] @ D)` (then `axes` is empty)."""
 
     loss: np.ndarray
     axes: list[np.ndarray]
     attrs: dict[str, Any]
     datasets: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: np.ndarray | None = None
+
+    @property
+    def scattered(self) -> bool:
+        return self.samples is not None
 
 
 def write_landscape(
     path: str | os.PathLike,
     loss: np.ndarray,
-    axes: list[np.ndarray],
+    axes: list[np.ndarray] | None,
     attrs: dict[str, Any] | None = None,
     directions: dict[str, np.ndarray] | None = None,
     datasets: dict[str, np.ndarray] | None = None,
+    samples: np.ndarray | None = None,
 ) -> None:
-    """Write a landscape atomically: dataset `loss` (n_1, ..., n_d), datasets `axis_0..axis_{d-1}`,
-    group `directions`, further root `datasets` (e.g. the projected training trajectory), and
-    attributes (settings, provenance; dicts and lists as JSON text).
+    """Write a landscape atomically: dataset `loss` (n_1, ..., n_d) with datasets
+    `axis_0..axis_{d-1}` for a grid, or `loss` (n,) with `samples` (n, d) for scattered samples
+    (then axes is None); group `directions`, further root `datasets` (e.g. the projected training
+    trajectory), and attributes (settings, provenance; dicts and lists as JSON text).
     The count of non-finite losses is stored as `n_nonfinite`; the values are kept as they are."""
     import h5py
 
     loss = np.asarray(loss)
-    if loss.ndim != len(axes) or any(len(a) != n for a, n in zip(axes, loss.shape)):
+    if (axes is None) == (samples is None):
+        raise ValueError("a landscape has either grid axes or scattered samples")
+    if samples is not None:
+        samples = np.asarray(samples, dtype=np.float64)
+        if loss.ndim != 1 or samples.ndim != 2 or len(samples) != len(loss):
+            raise ValueError(f"loss shape {loss.shape} does not match samples of shape {samples.shape}")
+    elif loss.ndim != len(axes) or any(len(a) != n for a, n in zip(axes, loss.shape)):
         raise ValueError(f"loss shape {loss.shape} does not match axes of lengths {[len(a) for a in axes]}")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             handle.create_dataset("loss", data=loss)
-            for index, axis in enumerate(axes):
+            if samples is not None:
+                handle.create_dataset("samples", data=samples)
+            for index, axis in enumerate(axes or []):
                 handle.create_dataset(f"axis_{index}", data=np.asarray(axis))
             group = handle.create_group("directions")
             for name, array in (directions or {}).items():
@@ -342,9 +358,11 @@ def read_landscape(path: str | os.PathLike) -> Landscape:
             raise ValueError(f"{path}: not a toposweep landscape file (attribute format != "
                              f"{LANDSCAPE_FORMAT!r})")
         loss = handle["loss"][()]
-        axes = [handle[f"axis_{index}"][()] for index in range(loss.ndim)]
+        samples = handle["samples"][()] if "samples" in handle else None
+        n_axes = 0 if samples is not None else loss.ndim
+        axes = [handle[f"axis_{index}"][()] for index in range(n_axes)]
         attrs = {key: value.item() if isinstance(value, np.generic) else value
                  for key, value in handle.attrs.items()}
-        fixed = {"loss", "directions", *(f"axis_{index}" for index in range(loss.ndim))}
+        fixed = {"loss", "directions", "samples", *(f"axis_{index}" for index in range(n_axes))}
         datasets = {name: handle[name][()] for name in handle if name not in fixed}
-    return Landscape(loss=loss, axes=axes, attrs=attrs, datasets=datasets)
+    return Landscape(loss=loss, axes=axes, attrs=attrs, datasets=datasets, samples=samples)

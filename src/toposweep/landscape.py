@@ -1,6 +1,7 @@
-"""Loss landscapes: the loss on a grid in a low-dimensional subspace around the trained parameters.
+"""Loss landscapes: the loss on a grid, or at scattered samples, of a low-dimensional subspace
+around the trained parameters (`sampling` says where the points are).
 
-Evaluation is batched over grid points: a chunk of perturbed parameter sets is one matmul
+Evaluation is batched over points: a chunk of perturbed parameter sets is one matmul
 (theta + A @ D over the flattened parameters) and one vmapped call of the problem's pure loss.
 The workflow entry `sample_landscape` splits the grid into fixed work units that MPI ranks share,
 persists every finished unit, and resumes from them after a kill.
@@ -28,6 +29,7 @@ from .directions import (Direction, TrajectoryPlane, flatten, normalize_directio
                          random_directions, trajectory_plane, unflatten)
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
 from .problems.base import LossFunction
+from .sampling import GridCoefficients, grid_axes, grid_coefficients, landscape_points  # noqa: F401
 from .stage import resolve_device
 
 log = logging.getLogger(__name__)
@@ -37,29 +39,6 @@ MAX_WORK_UNITS = 1000
 
 
 # --- evaluation -------------------------------------------------------------------------------
-class GridCoefficients:
-    """The (P, d) coefficients of every grid point, in C order of the result array, made one
-    slice at a time: a work unit needs only its own rows, so a large grid never holds all P x d
-    of them (201^4 points would be 12 GiB)."""
-
-    def __init__(self, axes: Sequence[np.ndarray]):
-        self.axes = [np.asarray(a, dtype=np.float64) for a in axes]
-        self.shape = tuple(len(a) for a in self.axes)
-
-    def __len__(self) -> int:
-        return math.prod(self.shape)
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        start, stop, _ = rows.indices(len(self))
-        index = np.unravel_index(np.arange(start, stop), self.shape)
-        return np.stack([axis[i] for axis, i in zip(self.axes, index)], axis=1).reshape(-1, len(self.axes))
-
-
-def grid_coefficients(axes: Sequence[np.ndarray]) -> np.ndarray:
-    """All (P, d) coefficients at once (small grids; the stages use GridCoefficients)."""
-    return GridCoefficients(axes)[:]
-
-
 class PointEvaluator:
     """Evaluates loss(theta + sum_i c_i d_i) for batches of coefficient rows c."""
 
@@ -205,11 +184,6 @@ def resolve_method(
 
 
 # --- grids and directions from settings --------------------------------------------------------
-def grid_axes(dimensions: int, resolution: int, extent: float) -> list[np.ndarray]:
-    """`dimensions` copies of `resolution` points over [-extent, extent] (odd: 0 is on the grid)."""
-    return [np.linspace(-extent, extent, resolution) for _ in range(dimensions)]
-
-
 def build_directions(
     settings: dict[str, Any],
     params: Direction,
@@ -285,10 +259,12 @@ def work_units(n_points: int, chunk_size: int) -> list[tuple[int, int]]:
 
 @dataclass
 class Plan:
-    """What the ranks evaluate: the evaluator, the grid, and what goes into the file."""
+    """What the ranks evaluate: the evaluator, the points (a grid's axes and coefficients, or
+    scattered samples with axes None), and what goes into the file."""
 
     evaluator: PointEvaluator
-    axes: list[np.ndarray]
+    axes: list[np.ndarray] | None
+    coefficients: Any
     directions: list[Direction]
     names: list[str]
     attrs: dict[str, Any]
@@ -329,19 +305,24 @@ def sample_landscape(
                   trajectory_path))
     if isinstance(plan, str):
         if comm.rank == 0:
-            empty_axes = [np.zeros(0) for _ in range(settings["dimensions"])]
-            write_landscape(out_path, np.zeros((0,) * settings["dimensions"]), empty_axes,
-                            stage.skipped(plan, {"settings": settings, "provenance": provenance}))
+            dimensions, attrs = settings["dimensions"], {"settings": settings, "provenance": provenance}
+            if settings["sampling"] == "grid":
+                write_landscape(out_path, np.zeros((0,) * dimensions),
+                                [np.zeros(0) for _ in range(dimensions)], stage.skipped(plan, attrs))
+            else:
+                write_landscape(out_path, np.zeros(0), None, stage.skipped(plan, attrs),
+                                samples=np.zeros((0, dimensions)))
         comm.Barrier()
         return {"status": "skipped", "message": plan}
     loss, result = _evaluate_shared(plan, out_path, settings, comm)
     if comm.rank == 0:
         direction_arrays = {f"d{i}": flatten(d, plan.names).cpu().numpy()
                             for i, d in enumerate(plan.directions)}
+        samples = None if plan.axes is not None else plan.coefficients
         write_landscape(out_path, loss, plan.axes,
                         {**plan.attrs, "status": "ok", "method": result["method"],
                          "chunk_size": result["chunk_size"], "parameter_names": plan.names},
-                        directions=direction_arrays, datasets=plan.datasets)
+                        directions=direction_arrays, datasets=plan.datasets, samples=samples)
         result["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(loss)))
         log.info("landscape %s: %d points (%d computed now) in %.1f s on %d rank(s), %s",
                  out_path, loss.size, result["points_computed"], result["seconds"], comm.size,
@@ -382,17 +363,18 @@ def _plan(problem, model, checkpoint: dict, settings: dict[str, Any], provenance
     if extent == "auto":
         extent = 1.2 * float(np.abs(trajectory.coordinates).max())
         extra_attrs["extent"] = extent
-    axes = grid_axes(settings["dimensions"], settings["resolution"], extent)
-    attrs = {"settings": settings, "provenance": provenance, **extra_attrs}
-    return Plan(PointEvaluator(loss_fn, params, directions), axes, directions, list(params),
-                attrs, datasets)
+    axes, coefficients = landscape_points(settings, extent)
+    attrs = {"settings": settings, "provenance": provenance, "sampling": settings["sampling"],
+             **extra_attrs}
+    return Plan(PointEvaluator(loss_fn, params, directions), axes, coefficients, directions,
+                list(params), attrs, datasets)
 
 
 def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
                      ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Every grid point's loss, the work units shared by the ranks and persisted one by one in
     `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere."""
-    coefficients = GridCoefficients(plan.axes)
+    coefficients = plan.coefficients
     parts = out_path.with_name(out_path.name + ".parts")
     # Finished units are reused only for the same settings and inputs (not, say, thread count).
     inputs = {key: value for key, value in plan.attrs["provenance"].items()
@@ -427,7 +409,8 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
     loss = None
     if comm.rank == 0:
         loss = np.concatenate([np.load(parts / f"unit_{i:05d}.npy") for i in range(len(units))])
-        loss = loss.reshape([len(a) for a in plan.axes])
+        if plan.axes is not None:
+            loss = loss.reshape([len(a) for a in plan.axes])
         shutil.rmtree(parts)
     return loss, result
 

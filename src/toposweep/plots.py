@@ -251,6 +251,40 @@ def draw_landscape_contour(ax, loss: np.ndarray, axes: Sequence[np.ndarray], sca
     ax.figure.colorbar(contour, ax=ax, label=scale.label, shrink=0.85)
 
 
+def draw_scattered_landscape(projection_ax, radial_ax, samples: np.ndarray, loss: np.ndarray,
+                             scale: LossScale, settings: dict) -> None:
+    """Scattered samples: projected on their first two axes (lowest loss drawn on top) and the
+    loss against the distance from the trained weights (what a high-D landscape looks like
+    from its centre)."""
+    shown = scale(loss)
+    finite = np.isfinite(shown)
+    order = np.argsort(np.where(finite, -shown, np.inf))  # high first, so low ends on top
+    order = order[finite[order]]
+    dimensions = samples.shape[1]
+    sampling = settings.get("sampling", "scattered")
+    title = f"{len(loss):,} {sampling} samples in {dimensions}-D"
+    if dimensions >= 2:
+        points = projection_ax.scatter(samples[order, 1], samples[order, 0], c=shown[order], s=4,
+                                       cmap="viridis", linewidths=0)
+        projection_ax.plot(0, 0, marker="*", color="red", ms=8, mec="white", mew=0.5)
+        projection_ax.set_xlabel(_landscape_axes_label(1, settings))
+        projection_ax.set_ylabel(_landscape_axes_label(0, settings))
+        projection_ax.set_aspect("equal")
+        projection_ax.figure.colorbar(points, ax=projection_ax, label=scale.label, shrink=0.85)
+        projection_ax.set_title(f"{title}: projection on α0, α1")
+    else:
+        message_axes(projection_ax, "1-D samples: see the distance plot", "projection")
+    distance = np.linalg.norm(samples, axis=1)
+    radial_ax.scatter(distance[finite], shown[finite], s=3, color="tab:blue", alpha=0.4,
+                      linewidths=0)
+    radial_ax.plot(distance[0], shown[0], marker="*", color="red", ms=10, mec="white", mew=0.5,
+                   label="trained weights")
+    radial_ax.set_xlabel("distance from the trained weights ‖α‖")
+    radial_ax.set_ylabel(scale.label)
+    radial_ax.set_title(f"{title}: loss against distance")
+    radial_ax.legend(loc="upper left", fontsize="small")
+
+
 def draw_landscape_surface(ax, loss: np.ndarray, axes: Sequence[np.ndarray], scale: LossScale,
                            title: str) -> None:
     """3-D surface of a 2-D loss grid."""
@@ -628,7 +662,10 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
         else:
             settings = json_attribute(landscape.attrs.get("settings"))
             loss, axes = landscape.loss, landscape.axes
-            if loss.ndim == 1:
+            if landscape.scattered:
+                draw_scattered_landscape(first, figure.add_subplot(slots[1]), landscape.samples,
+                                         loss, scale, settings)
+            elif loss.ndim == 1:
                 first.plot(axes[0], scale(loss), color="tab:blue")
                 first.set_xlabel(_landscape_axes_label(0, settings))
                 first.set_ylabel(scale.label)

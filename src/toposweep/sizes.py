@@ -16,7 +16,7 @@ TOPOLOGY_METRICS = (
     "avg_persistence_ttk_csv", "value_min", "value_max", "threshold_absolute",
 )
 HESSIAN_METRICS = ("top_eigenvalue", "trace", "trace_standard_error")  # and eigenvalue_1..k
-LANDSCAPE_METRICS = ("landscape_dimensions", "landscape_resolution", "landscape_min",
+LANDSCAPE_METRICS = ("landscape_dimensions", "landscape_resolution", "landscape_points", "landscape_min",
                      "landscape_max", "landscape_centre", "landscape_n_nonfinite",
                      "landscape_nonfinite_fraction")
 TRAINING_METRICS = ("initial_train_loss", "n_steps", "n_snapshots", "train_wall_time_s")
@@ -26,6 +26,9 @@ TRAINING_METRICS = ("initial_train_loss", "n_steps", "n_snapshots", "train_wall_
 # grid (benchmarks/topology_bench.py: 275 MB peak against 159 MB for a 41^2 grid).
 LOSS_BYTES_PER_POINT = 8
 TOPOLOGY_BYTES_PER_POINT = 48
+# Scattered samples also hold their coordinates (8 B per dimension) and, per neighbour, the
+# k-nearest-neighbour query's distance and index and the symmetric graph's two int64 entries.
+GRAPH_BYTES_PER_NEIGHBOUR = 32
 
 
 def summary_columns(problem_metrics: tuple[str, ...], k: int, swept: list[str]) -> set[str]:
@@ -36,12 +39,19 @@ def summary_columns(problem_metrics: tuple[str, ...], k: int, swept: list[str]) 
             | set(problem_metrics) | set(swept))
 
 
-def landscape_cost(spec: dict[str, Any]) -> dict[str, float]:
-    """Grid points of one landscape and the memory its landscape and topology steps need."""
-    points = spec["resolution"] ** spec["dimensions"]
-    return {"points": points,
-            "landscape_bytes": points * LOSS_BYTES_PER_POINT,
-            "topology_bytes": points * (LOSS_BYTES_PER_POINT + TOPOLOGY_BYTES_PER_POINT)}
+def landscape_cost(spec: dict[str, Any], neighbours: int = 16) -> dict[str, float]:
+    """Points of one landscape (grid or scattered samples) and the memory its landscape and
+    topology steps need (`neighbours`: topology.neighbours, for scattered samples)."""
+    per_point = LOSS_BYTES_PER_POINT + TOPOLOGY_BYTES_PER_POINT
+    if spec.get("sampling", "grid") == "grid":
+        points = spec["resolution"] ** spec["dimensions"]
+        landscape_bytes = points * LOSS_BYTES_PER_POINT
+    else:
+        points = spec["n_samples"]
+        landscape_bytes = points * LOSS_BYTES_PER_POINT * (1 + spec["dimensions"])
+        per_point += 8 * spec["dimensions"] + GRAPH_BYTES_PER_NEIGHBOUR * neighbours
+    return {"points": points, "landscape_bytes": landscape_bytes,
+            "topology_bytes": points * per_point}
 
 
 def machine_memory_bytes() -> int | None:

@@ -41,10 +41,14 @@ if workflow.is_main_process:
     for name, specs in LANDSCAPES.items():
         n_runs = sum(run.experiment == name for run in RUNS.values())
         for landscape, spec in specs.items():
-            cost = landscape_cost(spec)
+            cost = landscape_cost(spec, EXPERIMENT_CONFIG[name]["topology"]["neighbours"])
+            points = (
+                f"{spec['resolution']}^{spec['dimensions']} = {cost['points']:,} grid points"
+                if spec["sampling"] == "grid"
+                else f"{cost['points']:,} {spec['sampling']} samples in {spec['dimensions']}-D"
+            )
             print(
-                f"landscape {name}/{landscape}: {spec['resolution']}^{spec['dimensions']} = "
-                f"{cost['points']:,} points per run x {n_runs} runs; memory per run: loss "
+                f"landscape {name}/{landscape}: {points} per run x {n_runs} runs; memory per run: loss "
                 f"{readable_bytes(cost['landscape_bytes'])}, topology about "
                 f"{readable_bytes(cost['topology_bytes'])}",
                 file=sys.stderr,
