@@ -41,7 +41,9 @@ if workflow.is_main_process:
     for name, specs in LANDSCAPES.items():
         n_runs = sum(run.experiment == name for run in RUNS.values())
         for landscape, spec in specs.items():
-            cost = landscape_cost(spec, EXPERIMENT_CONFIG[name]["topology"]["neighbours"])
+            cost = landscape_cost(
+                spec, EXPERIMENT_CONFIG[name]["topology"]["neighbours"]
+            )
             points = (
                 f"{spec['resolution']}^{spec['dimensions']} = {cost['points']:,} grid points"
                 if spec["sampling"] == "grid"
