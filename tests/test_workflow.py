@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toposweep.io import load_checkpoint, read_json
+from toposweep.io import load_checkpoint, read_json, read_landscape
 
 from conftest import REPO
 
@@ -206,6 +206,26 @@ def test_the_users_own_problem_from_examples_runs_through_the_workflow(tiny_swee
     assert (figures / "runs" / "lr~0.01_seed~0.png").stat().st_size > 10_000
     heatmap_log = (tiny_sweep / "logs" / "regression" / "figures" / "hessian2d" / "seed_heatmap.log")
     assert heatmap_log.exists()
+
+
+def test_a_6d_grid_and_10d_scattered_samples_run_through_the_workflow(tiny_sweep):
+    """Beyond four dimensions: landscape, topology, summary and profiles figure of a 5^6 grid and
+    of 1,024 Sobol samples in the top-10 Hessian eigenvector subspace."""
+    results = tiny_sweep / "results" / "regression"
+    grid = pd.read_csv(results / "tables" / "random6d" / "summary.csv")
+    scattered = pd.read_csv(results / "tables" / "hessian10d" / "summary.csv")
+    assert (grid["status"] == "ok").all() and (scattered["status"] == "ok").all()
+    assert (grid["n_vertices"] == 5**6).all() and (grid["landscape_dimensions"] == 6).all()
+    assert (scattered["n_vertices"] == 1024).all() and (scattered["landscape_dimensions"] == 10).all()
+    assert (scattered["n_minima"] >= 1).all() and scattered["eigenvalue_10"].notna().all()
+    run = results / "lr~0.01" / "seed~0"
+    landscape = read_landscape(run / "hessian10d" / "landscape.h5")
+    assert landscape.samples.shape == (1024, 10) and landscape.axes == []
+    assert landscape.loss[0] == pytest.approx(grid["landscape_centre"].iloc[0], rel=1e-6)
+    topology = json.loads((run / "hessian10d" / "topology.json").read_text())
+    assert topology["settings"]["graph"] == "gabriel" and topology["settings"]["neighbours"] == 12
+    for name in ("random6d", "hessian10d"):
+        assert (results / "figures" / name / "profiles.png").stat().st_size > 10_000
 
 
 def test_validating_the_default_config_imports_no_torch(tmp_path):

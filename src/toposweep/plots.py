@@ -1132,4 +1132,6 @@ def landscape_description(settings: Mapping[str, Any] | None, dimensions: int | 
         text += f" ({int(dimensions)} random direction{'s' if dimensions > 1 else ''})"
     elif directions == "trajectory_pca":
         text += f" (top-{int(dimensions)} principal components of the training trajectory)"
+    if settings.get("sampling", "grid") != "grid" and settings.get("n_samples"):
+        text += f", {int(settings['n_samples']):,} {settings['sampling']} samples"
     return text
