@@ -79,6 +79,7 @@ BAD_CONFIGS = {
     "unknown ML metric": (config_with(aggregate={"ml_metrics": ["test_accuracy"]}), "experiments[0].aggregate.ml_metrics", "['test_accuracy'] will not be columns of the summary"),
     "unknown panel metric": (config_with(figures={"panel_metrics": ["eigenvalue_9"]}), "experiments[0].figures.panel_metrics", "['eigenvalue_9'] will not be columns"),
     "too many landscape points": (config_with(landscapes=[{"name": "big", "dimensions": 4, "resolution": 201, "allow_high_dimensions": True}]), "experiments[0].landscapes[0]", "201^4 = 1,632,240,801 grid points is more than max_points = 100,000,000"),
+    "loops on scattered samples": (config_with(topology={"homology_dimensions": [0, 1]}, landscapes=[{"name": "s", "sampling": "sobol", "n_samples": 100}]), "experiments[0].topology.homology_dimensions", "loops (dimension 1) are computed on grids"),
     "scattered sampling without n_samples": (config_with(landscapes=[{"name": "s", "dimensions": 10, "sampling": "sobol"}]), "experiments[0].landscapes[0].n_samples", "sampling sobol needs n_samples"),
     "n_samples on a grid": (config_with(landscapes=[{"name": "g", "n_samples": 100}]), "experiments[0].landscapes[0].n_samples", "applies to scattered sampling"),
     "unknown sampling": (config_with(landscapes=[{"name": "s", "sampling": "halton", "n_samples": 100}]), "experiments[0].landscapes[0].sampling", "grid"),

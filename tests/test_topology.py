@@ -556,6 +556,7 @@ def test_write_topology_outputs_of_a_5d_grid_has_a_coordinate_column_per_dimensi
         ["birth", "death", "persistence", "birth_vertex", "death_vertex"]
         + [f"{end}_i{k}" for end in ("birth", "death") for k in range(5)]
         + [f"{end}_x{k}" for end in ("birth", "death") for k in range(5)]
+        + ["dimension"]  # 0: merge tree pairs; 1: loops when homology_dimensions has 1
     )
     assert len(rows) == 1 and 0.9 < float(rows[0]["persistence"]) < 1.0
     assert [int(rows[0][f"birth_i{k}"]) for k in range(5)] == [2, 3, 3, 3, 2]

@@ -16,8 +16,8 @@ from typing import Any
 
 from .layout import run_name
 from .problems import Problem, ProblemError, get_problem
-from .sizes import (TOPOLOGY_METRICS, landscape_cost, machine_memory_bytes, readable_bytes,
-                    summary_columns)
+from .sizes import (LOOP_BYTES_PER_POINT, LOOP_MAX_NDIM, LOOP_METRICS, TOPOLOGY_METRICS,
+                    landscape_cost, machine_memory_bytes, readable_bytes, summary_columns)
 from .schema import (ConfigError, _describe, _validator_filling_defaults, key_path, load_schema,
                      load_yaml, stage_settings)
 
@@ -136,6 +136,7 @@ def _semantic_errors(config: dict, problems: dict[str, type[Problem]]) -> list[s
                 messages.append(f"{where}.grid.{key}: duplicate values {values}; each must be distinct")
         problem = problems[experiment["problem"]]
         messages += _landscape_errors(experiment, problem, where)
+        messages += _topology_errors(experiment, where)
         messages += _reference_errors(experiment, problem, where)
         lengths = {key: len(values) for key, values in grid.items()}
         if experiment["grid_mode"] == "zip" and len(set(lengths.values())) > 1:
@@ -222,6 +223,35 @@ def _sampling_errors(landscape: dict, topology: dict, at: str) -> list[str]:
     return []
 
 
+def _topology_errors(experiment: dict, where: str) -> list[str]:
+    """The topology section against the landscapes: loops (homology dimension 1, gudhi's cubical
+    complex) are computed for grid landscapes of at most LOOP_MAX_NDIM dimensions."""
+    messages = []
+    if 1 not in experiment["topology"]["homology_dimensions"]:
+        return messages
+    for landscape in experiment["landscapes"]:
+        if landscape["sampling"] != "grid":  # the cubical complex only exists on a grid
+            messages.append(f"{where}.topology.homology_dimensions: loops (dimension 1) are "
+                            f"computed on grids; landscape {landscape['name']!r} has "
+                            f"{landscape['sampling']} samples; use [0], or put the grid "
+                            "landscapes in an experiment of their own")
+            continue
+        if landscape["dimensions"] > LOOP_MAX_NDIM:
+            messages.append(f"{where}.topology.homology_dimensions: loops (dimension 1) are "
+                            f"computed for landscapes of at most {LOOP_MAX_NDIM} dimensions; "
+                            f"landscape {landscape['name']!r} has {landscape['dimensions']}; "
+                            "use [0] or lower its dimensions")
+            continue
+        points = landscape["resolution"] ** landscape["dimensions"]  # at most 4-D: small int
+        memory = machine_memory_bytes()
+        if memory is not None and points * LOOP_BYTES_PER_POINT > memory:
+            messages.append(f"{where}.topology.homology_dimensions: the loops of landscape "
+                            f"{landscape['name']!r} need about "
+                            f"{readable_bytes(points * LOOP_BYTES_PER_POINT)} (gudhi's cubical "
+                            f"complex), more than this machine's {readable_bytes(memory)}")
+    return messages
+
+
 def _reference_errors(experiment: dict, problem: type[Problem], where: str) -> list[str]:
     """Names a config gives that the sweep will not produce: the figures' parameter must be a
     swept setting; metric names must be columns of the summary (topology metrics always; the
@@ -236,9 +266,14 @@ def _reference_errors(experiment: dict, problem: type[Problem], where: str) -> l
     if unknown:
         messages.append(f"{where}.aggregate.topology_metrics: {unknown} are not topology metrics; "
                         f"allowed: {', '.join(TOPOLOGY_METRICS)}")
+    loops = 1 in experiment["topology"]["homology_dimensions"]
+    unasked = [name for name in aggregate["topology_metrics"] if name in LOOP_METRICS]
+    if unasked and not loops:
+        messages.append(f"{where}.aggregate.topology_metrics: {unasked} are loop metrics; set "
+                        f"{where}.topology.homology_dimensions: [0, 1] to compute them")
     if not problem.metrics:
         return messages
-    columns = summary_columns(problem.metrics, experiment["hessian"]["k"], swept)
+    columns = summary_columns(problem.metrics, experiment["hessian"]["k"], swept, loops)
     named = {"aggregate.ml_metrics": aggregate["ml_metrics"] or [],
              "figures.panel_metrics": figures["panel_metrics"] or [],
              "figures.heatmap_metric": [figures["heatmap_metric"]] if figures["heatmap_metric"] else []}

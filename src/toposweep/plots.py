@@ -376,26 +376,35 @@ def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_hei
 
 def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | None,
                              scale: LossScale, value_max: float) -> None:
-    """Birth against death of the finite pairs, the diagonal, and the essential class of the
-    global minimum (never dies) on a dashed line at the top."""
+    """Birth against death of the finite pairs (components ●; loops ◆ when persistence.csv has
+    dimension-1 rows), the diagonal, and, on a dashed line at the top, the essential class of the
+    global minimum and any pair that dies at +inf."""
+    dimension = pairs["dimension"] if "dimension" in pairs else pd.Series(0, index=pairs.index)
     births, deaths = scale(pairs["birth"].to_numpy()), scale(pairs["death"].to_numpy())
+    finite_deaths = deaths[np.isfinite(deaths)]
     low = float(scale(global_minimum)) if global_minimum is not None else np.nanmin(births, initial=0)
-    high = float(np.nanmax(deaths)) if len(pairs) else float(scale(value_max))
+    high = float(np.nanmax(finite_deaths)) if finite_deaths.size else float(scale(value_max))
     span = high - low if high > low else 1.0
+    top = high + 0.08 * span
     ax.plot([low, high], [low, high], color="0.5", lw=0.8, ls=":")
-    if len(pairs):
-        ax.scatter(births, deaths, s=16, color="tab:blue", edgecolors="black", linewidths=0.3,
-                   label=f"{len(pairs)} finite pairs", zorder=3)
-    if global_minimum is not None:
-        top = high + 0.08 * span
+    styles = {0: ("o", "tab:blue", "components (H0)"), 1: ("D", "tab:orange", "loops (H1)")}
+    for dim, (marker, colour, name) in styles.items():
+        rows = (dimension == dim).to_numpy()
+        if rows.any():
+            shown = np.where(np.isfinite(deaths[rows]), deaths[rows], top)
+            ax.scatter(births[rows], shown, s=16, marker=marker, color=colour, edgecolors="black",
+                       linewidths=0.3, label=f"{int(rows.sum())} {name}", zorder=3)
+    if global_minimum is not None or not np.isfinite(deaths).all():
         ax.axhline(top, color="0.4", ls="--", lw=0.8)
+    if global_minimum is not None:
         ax.scatter([float(scale(global_minimum))], [top], marker="^", color="tab:red", s=24,
                    zorder=3, label="global minimum (dies at ∞)")
     ax.set_xlabel(f"birth ({scale.label})")
     ax.set_ylabel(f"death ({scale.label})")
     ax.set_xlim(low - 0.05 * span, high + 0.05 * span)
     ax.set_ylim(low - 0.05 * span, high + 0.15 * span)
-    title = "persistence diagram (0-dimensional)"
+    title = ("persistence diagram (0- and 1-dimensional)" if (dimension == 1).any()
+             else "persistence diagram (0-dimensional)")
     if len(pairs):
         title += f"\naxes end at the last death; maximum {scale.label} {high_value(scale, value_max)}"
     ax.set_title(title)

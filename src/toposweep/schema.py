@@ -75,6 +75,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "type" and isinstance(error.instance, str) and _looks_numeric(error.instance):
         message += (f" (YAML reads {error.instance} as text: write the number with a dot and a "
                     "signed exponent, e.g. 1.0e-4 or 1.0e+8)")
+    if error.validator == "contains" and "const" in (error.validator_value or {}):
+        message += f" (it must contain {error.validator_value['const']!r})"
     if isinstance(error.instance, float) and not math.isfinite(error.instance):
         message += " (NaN and infinite values are not allowed)"
     elif isinstance(error.instance, float) and error.instance.is_integer() and "integer" in str(error.schema):

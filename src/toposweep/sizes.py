@@ -8,12 +8,17 @@ import math
 import os
 from typing import Any
 
-# Columns of a run's summary row that the topology stage produces (topology.metrics.tree_metrics;
-# a test keeps the two equal).
+# Columns of a run's summary row that the topology stage produces (topology.metrics.tree_metrics,
+# then the loop metrics of topology.loops, written only when `homology_dimensions` has 1; a test
+# keeps them equal).
+LOOP_MAX_NDIM = 4  # loops (gudhi's cubical complex) are computed for grids of at most 4-D
+LOOP_METRICS = ("n_loops", "n_loops_infinite_death", "total_loop_persistence",
+                "max_loop_persistence")
 TOPOLOGY_METRICS = (
     "n_vertices", "n_nonfinite", "n_minima", "n_saddles", "n_pairs", "n_pairs_infinite_death",
     "avg_persistence", "max_persistence", "total_persistence", "median_persistence",
-    "avg_persistence_ttk_csv", "value_min", "value_max", "threshold_absolute",
+    "avg_persistence_ttk_csv", "smad", "smad_normalized", "smad_weighted", "value_min",
+    "value_max", "threshold_absolute", *LOOP_METRICS,
 )
 HESSIAN_METRICS = ("top_eigenvalue", "trace", "trace_standard_error")  # and eigenvalue_1..k
 LANDSCAPE_METRICS = ("landscape_dimensions", "landscape_resolution", "landscape_points", "landscape_min",
@@ -29,12 +34,17 @@ TOPOLOGY_BYTES_PER_POINT = 48
 # Scattered samples also hold their coordinates (8 B per dimension) and, per neighbour, the
 # k-nearest-neighbour query's distance and index and the symmetric graph's two int64 entries.
 GRAPH_BYTES_PER_NEIGHBOUR = 32
+# Loops: gudhi's cubical complex (3^d cells per vertex) peaked at 1919 MB for a 41^4 grid
+# (benchmarks/topology_bench.py), about 680 B per vertex.
+LOOP_BYTES_PER_POINT = 700
 
 
-def summary_columns(problem_metrics: tuple[str, ...], k: int, swept: list[str]) -> set[str]:
+def summary_columns(problem_metrics: tuple[str, ...], k: int, swept: list[str],
+                    loops: bool = True) -> set[str]:
     """Every metric column a summary of this experiment will have (with the problem's declared
-    metrics, the Hessian's k eigenvalues and the swept settings)."""
-    return (set(TOPOLOGY_METRICS) | set(HESSIAN_METRICS) | set(LANDSCAPE_METRICS)
+    metrics, the Hessian's k eigenvalues, the swept settings; the loop metrics if `loops`)."""
+    topology = set(TOPOLOGY_METRICS) - (set() if loops else set(LOOP_METRICS))
+    return (topology | set(HESSIAN_METRICS) | set(LANDSCAPE_METRICS)
             | set(TRAINING_METRICS) | {f"eigenvalue_{i + 1}" for i in range(k)}
             | set(problem_metrics) | set(swept))
 

@@ -21,6 +21,8 @@ from toposweep.topology.merge_tree import (
     validate_axes,
     validate_values,
 )
+from toposweep.topology.loops import (LoopPairs, loop_metrics, loop_pairs,
+                                      validate_homology_dimensions)
 from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
 
@@ -29,33 +31,42 @@ NONFINITE_POLICY = (
 )
 
 
-def persistence_csv(tree, axes: list[np.ndarray] | None = None) -> str:
-    """CSV text of the finite pairs: birth, death, persistence, vertices and grid coordinates."""
+def persistence_csv(
+    tree, axes: list[np.ndarray] | None = None, loops: LoopPairs | None = None
+) -> str:
+    """CSV text of the finite pairs: birth, death, persistence, vertices, grid coordinates (and
+    axis positions with `axes`), then `dimension`: 0 for the tree's pairs, 1 for `loops`."""
     ndim = tree.ndim
     header = ["birth", "death", "persistence", "birth_vertex", "death_vertex"]
     header += [f"birth_i{k}" for k in range(ndim)] + [f"death_i{k}" for k in range(ndim)]
     if axes is not None:
         header += [f"birth_x{k}" for k in range(ndim)] + [f"death_x{k}" for k in range(ndim)]
-    birth_coords = np.column_stack(np.unravel_index(tree.pair_birth_vertex, tree.shape))
-    death_coords = np.column_stack(np.unravel_index(tree.pair_death_vertex, tree.shape))
-    birth_pos = grid_positions(birth_coords, axes)
-    death_pos = grid_positions(death_coords, axes)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    births, deaths, persistence = tree.births, tree.deaths, tree.persistence
+    writer.writerow(header + ["dimension"])
+    blocks = [(0, tree.births, tree.deaths, tree.pair_birth_vertex, tree.pair_death_vertex)]
+    if loops is not None:
+        blocks.append((1, loops.births, loops.deaths, loops.birth_vertex, loops.death_vertex))
+    for dimension, births, deaths, birth_vertex, death_vertex in blocks:
+        _write_pair_rows(writer, tree.shape, axes, dimension, births, deaths, birth_vertex,
+                         death_vertex)
+    return buffer.getvalue()
+
+
+def _write_pair_rows(writer, shape, axes, dimension, births, deaths, birth_vertex, death_vertex):
+    """One CSV row per pair of one homology dimension."""
+    birth_coords = np.column_stack(np.unravel_index(birth_vertex, shape)).reshape(-1, len(shape))
+    death_coords = np.column_stack(np.unravel_index(death_vertex, shape)).reshape(-1, len(shape))
+    birth_pos = grid_positions(birth_coords, axes)
+    death_pos = grid_positions(death_coords, axes)
     for k in range(births.size):
-        row: list[Any] = [
-            repr(float(births[k])),
-            repr(float(deaths[k])),
-            repr(float(persistence[k])),
-        ]
-        row += [int(tree.pair_birth_vertex[k]), int(tree.pair_death_vertex[k])]
+        row: list[Any] = [repr(float(births[k])), repr(float(deaths[k])),
+                          repr(float(deaths[k] - births[k]))]
+        row += [int(birth_vertex[k]), int(death_vertex[k])]
         row += [int(c) for c in birth_coords[k]] + [int(c) for c in death_coords[k]]
         if axes is not None:
             row += [repr(float(x)) for x in birth_pos[k]] + [repr(float(x)) for x in death_pos[k]]
-        writer.writerow(row)
-    return buffer.getvalue()
+        writer.writerow(row + [dimension])
 
 
 def write_topology_outputs(
@@ -66,18 +77,25 @@ def write_topology_outputs(
     relative_threshold: bool = False,
     axes: list[np.ndarray] | None = None,
     provenance: dict[str, Any] | None = None,
+    homology_dimensions: tuple[int, ...] | list[int] = (0,),
 ) -> dict[str, Any]:
     """Compute the merge tree, persistence, metrics and profile of one landscape and write
     topology.json, persistence.csv, merge_tree.json and profile.json to `files` (or one folder;
     each atomically: temp file in the same directory, then os.replace). `axes` (one coordinate array
-    per dimension) adds axis positions next to grid coordinates. Returns topology.json's content.
+    per dimension) adds axis positions next to grid coordinates. `homology_dimensions` (0, 1) adds
+    the loops (H1 pairs of persistence >= the absolute threshold, from gudhi; grids up to 4-D) and
+    their metrics. Returns topology.json's content.
     """
     grid = validate_values(values)
     axes = validate_axes(axes, grid.shape)
+    dimensions = validate_homology_dimensions(homology_dimensions)
     files = TopologyFiles.of(files)
     start = time.perf_counter()
     tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
     metrics = tree_metrics(tree)
+    loops = loop_pairs(grid, tree.threshold) if 1 in dimensions else None
+    if loops is not None:
+        metrics.update(loop_metrics(loops))
     elapsed = time.perf_counter() - start
     profile = landscape_profile(tree)
 
@@ -92,6 +110,7 @@ def write_topology_outputs(
             "connectivity": connectivity,
             "threshold": float(threshold),
             "relative_threshold": bool(relative_threshold),
+            "homology_dimensions": list(dimensions),
             "shape": list(tree.shape),
             "nonfinite_policy": NONFINITE_POLICY,
             "code_version": toposweep.__version__,
@@ -109,7 +128,7 @@ def write_topology_outputs(
         "provenance": provenance or {},
     }
     tree_dict = tree.to_dict(axes)
-    write_text(files.persistence, persistence_csv(tree, axes))
+    write_text(files.persistence, persistence_csv(tree, axes, loops))
     write_json(files.merge_tree, tree_dict)
     write_text(files.profile, profile.to_json() + "\n")
     write_json(files.topology, summary)  # last: its presence marks completion
@@ -138,7 +157,8 @@ def topology_of_landscape_file(
         return write_skipped_topology(files, reason, provenance)
     return write_topology_outputs(landscape.loss, files, settings["connectivity"],
                                   settings["threshold"], settings["relative_threshold"],
-                                  axes=landscape.axes, provenance=provenance)
+                                  axes=landscape.axes, provenance=provenance,
+                                  homology_dimensions=settings["homology_dimensions"])
 
 
 def write_skipped_topology(
@@ -147,7 +167,7 @@ def write_skipped_topology(
     """The four files for a landscape that has no topology to compute: status and reason only."""
     files = TopologyFiles.of(files)
     summary = {"status": "skipped", "message": reason, "provenance": provenance or {}}
-    write_text(files.persistence, "birth,death,persistence,birth_vertex,death_vertex\n")
+    write_text(files.persistence, "birth,death,persistence,birth_vertex,death_vertex,dimension\n")
     write_json(files.merge_tree, {"status": "skipped", "nodes": [], "arcs": []})
     write_json(files.profile, {"status": "skipped", "basins": []})
     write_json(files.topology, summary)
