@@ -102,6 +102,8 @@ def test_axis_grid_as_graph_equals_axis_grid_tree_exactly(shape, seed):
         assert landscape_profile(graph_simple).to_dict() == landscape_profile(grid_simple).to_dict()
         assert tree_metrics(graph_simple) == tree_metrics(grid_simple)
     assert grid_tree.n_minima > 10  # tie-heavy fields with many branches, not a trivial check
+    exported = graph_tree.to_dict()
+    assert exported["connectivity"] == "axis_graph" and exported["shape"] == [values.size]
 
 
 def test_graph_tree_orders_nonfinite_above_finite_like_the_grid():
