@@ -1,5 +1,7 @@
 """Merge (join) trees of the sublevel-set filtration of n-D grids (any n), and their simplification.
 
+Scattered samples use the same sweep on a neighbourhood graph instead (`graph_merge_tree`).
+
 Conventions (documented, deterministic):
 
 * Vertices are swept in (value, flat C-order index) order — simulation of simplicity — so plateaus
