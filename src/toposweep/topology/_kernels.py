@@ -1,8 +1,9 @@
-"""Numba kernels for the sublevel-set sweep on regular grids.
+"""Numba kernels for the sublevel-set sweep on regular grids and on neighbourhood graphs.
 
-The sweep visits grid vertices in (key, flat index) order — simulation of simplicity — and
-maintains a union-find over the processed vertices. Neighbours are generated on the fly from
-per-connectivity offset tables, so no per-vertex adjacency list is ever materialised.
+The sweep visits vertices in (key, index) order — simulation of simplicity — and maintains a
+union-find over the processed vertices. On a grid, neighbours are generated on the fly from
+per-connectivity offset tables, so no per-vertex adjacency list is ever materialised; on a graph
+(scattered samples) they are read from a CSR adjacency. Only the neighbour loop differs.
 """
 
 from __future__ import annotations
@@ -35,12 +36,34 @@ def _grow(buffer: np.ndarray, used: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
+def _add_root(parent, neighbour, roots, n_roots):
+    """Add the union-find root of a swept `neighbour` to `roots` if new; return the new count."""
+    up = parent[neighbour]
+    if up < 0:  # not swept yet
+        return n_roots
+    # Fast path (no unions happen during a vertex's scan, so the roots found stay roots): a
+    # neighbour whose parent is a root already found adds nothing; skip its find.
+    for k in range(n_roots):
+        if roots[k] == up:
+            return n_roots
+    r = _find(parent, neighbour)
+    for k in range(n_roots):
+        if roots[k] == r:
+            return n_roots
+    roots[n_roots] = r
+    return n_roots + 1
+
+
+@njit(cache=True, nogil=True)
+def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold, indptr, indices):
     """Join tree of the sublevel filtration of `key` (flat float64, non-finite already +inf).
 
-    `order` is the vertex order (argsort of key, ties by index); `deltas` (m × ndim) and
-    `flat_offsets` (m) describe the neighbour stencil. Pairs whose persistence is zero or below
-    `threshold` are absorbed into the elder component without creating tree nodes.
+    `order` is the vertex order (argsort of key, ties by index). Neighbours come from the grid
+    stencil — `deltas` (m × ndim) and `flat_offsets` (m) on a grid of `shape` — when `indptr`
+    is empty, and otherwise from the symmetric CSR adjacency (`indptr`, `indices`) of a graph on
+    the `key.size` vertices (then `shape` is (n,) and the stencil empty). Pairs whose
+    persistence is zero or below `threshold` are absorbed into the elder component without
+    creating tree nodes. A graph must be connected (one root).
 
     Returns (node_vertex, node_type, arc_child, arc_parent, arc_size, vertex_arc,
     pair_birth, pair_death), with nodes and arcs compacted and ordered by sweep rank.
@@ -66,9 +89,14 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
     pair_death = np.empty(64, np.int64)
     n_pairs = 0
 
+    use_graph = indptr.size > 0
+    max_neighbours = n_offsets
+    if use_graph:
+        for v in range(n):
+            max_neighbours = max(max_neighbours, indptr[v + 1] - indptr[v])
     coords = np.empty(ndim, np.int64)
-    roots = np.empty(n_offsets, np.int64)
-    kept = np.empty(n_offsets, np.int64)
+    roots = np.empty(max_neighbours, np.int64)
+    kept = np.empty(max_neighbours, np.int64)
     # Boundary test in O(1) per offset (the stencil has 3^d - 1 offsets for "full"): bit `axis`
     # of down_mask[j] / up_mask[j] is set when offset j steps -1 / +1 along that axis, and a
     # vertex's at_low / at_high bits mark the axes where it is on the first / last layer.
@@ -85,58 +113,40 @@ def sweep_join_tree(key, order, shape, deltas, flat_offsets, threshold):
 
     for i in range(n):
         v = order[i]
-        rest = v
-        interior = True  # every neighbour exists: skip the per-offset bounds checks
-        at_low = np.int64(0)
-        at_high = np.int64(0)
-        for axis in range(ndim - 1, -1, -1):
-            coords[axis] = rest % shape[axis]
-            rest //= shape[axis]
-            if coords[axis] == 0 or coords[axis] == shape[axis] - 1:
-                interior = False
-                if use_masks:
-                    if coords[axis] == 0:
-                        at_low |= np.int64(1) << axis
-                    if coords[axis] == shape[axis] - 1:
-                        at_high |= np.int64(1) << axis
-
         n_roots = 0
-        for j in range(n_offsets):
-            if not interior:
-                if use_masks:
-                    if (down_mask[j] & at_low) != 0 or (up_mask[j] & at_high) != 0:
-                        continue
-                else:
-                    inside = True
-                    for axis in range(ndim):
-                        c = coords[axis] + deltas[j, axis]
-                        if c < 0 or c >= shape[axis]:
-                            inside = False
-                            break
-                    if not inside:
-                        continue
-            neighbour = v + flat_offsets[j]
-            up = parent[neighbour]
-            if up < 0:
-                continue
-            # Fast path (no unions happen during this scan, so the roots found stay roots): a
-            # neighbour whose parent is a root already found adds nothing; skip its find.
-            known = False
-            for k in range(n_roots):
-                if roots[k] == up:
-                    known = True
-                    break
-            if known:
-                continue
-            r = _find(parent, neighbour)
-            duplicate = False
-            for k in range(n_roots):
-                if roots[k] == r:
-                    duplicate = True
-                    break
-            if not duplicate:
-                roots[n_roots] = r
-                n_roots += 1
+        if use_graph:
+            for e in range(indptr[v], indptr[v + 1]):
+                n_roots = _add_root(parent, indices[e], roots, n_roots)
+        else:
+            rest = v
+            interior = True  # every neighbour exists: skip the per-offset bounds checks
+            at_low = np.int64(0)
+            at_high = np.int64(0)
+            for axis in range(ndim - 1, -1, -1):
+                coords[axis] = rest % shape[axis]
+                rest //= shape[axis]
+                if coords[axis] == 0 or coords[axis] == shape[axis] - 1:
+                    interior = False
+                    if use_masks:
+                        if coords[axis] == 0:
+                            at_low |= np.int64(1) << axis
+                        if coords[axis] == shape[axis] - 1:
+                            at_high |= np.int64(1) << axis
+            for j in range(n_offsets):
+                if not interior:
+                    if use_masks:
+                        if (down_mask[j] & at_low) != 0 or (up_mask[j] & at_high) != 0:
+                            continue
+                    else:
+                        inside = True
+                        for axis in range(ndim):
+                            c = coords[axis] + deltas[j, axis]
+                            if c < 0 or c >= shape[axis]:
+                                inside = False
+                                break
+                        if not inside:
+                            continue
+                n_roots = _add_root(parent, v + flat_offsets[j], roots, n_roots)
 
         if n_roots == 0:  # a new local minimum (under simulation of simplicity)
             node_vertex = _grow(node_vertex, n_nodes)

@@ -1,5 +1,7 @@
 """Merge (join) trees of the sublevel-set filtration of n-D grids (any n), and their simplification.
 
+Scattered samples use the same sweep on a neighbourhood graph instead (`graph_merge_tree`).
+
 Conventions (documented, deterministic):
 
 * Vertices are swept in (value, flat C-order index) order — simulation of simplicity — so plateaus
@@ -24,11 +26,14 @@ from typing import Any
 import numpy as np
 
 from toposweep.topology._kernels import NODE_MINIMUM, NODE_ROOT, NODE_SADDLE, sweep_join_tree
+from toposweep.topology.graph import validate_graph
 
 CONNECTIVITIES = ("freudenthal", "axis", "full")
 NODE_TYPE_NAMES = {NODE_MINIMUM: "minimum", NODE_SADDLE: "saddle", NODE_ROOT: "root"}
 # The sweep kernel stores union-find parents and arc labels as int32: at most 2^31 - 1 vertices.
 MAX_VERTICES = 2**31 - 1
+# The kernel's (indptr, indices) arguments on a grid: empty, so it uses the stencil.
+NO_GRAPH = (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 def validate_values(values: Any) -> np.ndarray:
@@ -96,6 +101,8 @@ class MergeTree:
 
     Nodes are ordered by sweep rank (so node 0 is the global minimum and the last node the root);
     arcs run child → parent (upwards). `vertex_arc` labels every grid vertex with its arc.
+    A tree of a graph (`graph_merge_tree`) has shape (n,) and the graph's name as connectivity;
+    its "grid coordinates" are then the sample indices.
     """
 
     shape: tuple[int, ...]
@@ -261,18 +268,49 @@ def build_merge_tree(
     """One sweep: the merge tree with every pair of persistence < threshold (and 0) absorbed."""
     validate_connectivity(connectivity)
     grid = validate_values(values)
-    flat = grid.reshape(-1)
+    stencil = neighbour_stencil(grid.shape, connectivity)
+    return _swept_tree(grid.reshape(-1), grid.shape, connectivity, threshold, stencil, NO_GRAPH)
+
+
+def graph_merge_tree(
+    values: Any, indptr: Any, indices: Any, graph_name: str = "graph"
+) -> MergeTree:
+    """Join tree of the sublevel filtration of a function sampled on the vertices of a graph.
+
+    For scattered samples (Oesterling et al.; Landscaper) the graph replaces the grid stencil:
+    vertex v's neighbours are indices[indptr[v]:indptr[v+1]] (CSR), the graph is taken as
+    undirected (an edge listed in one direction joins both ways) and must be connected. The
+    conventions are the grid's: ties by (value, index), non-finite values above finite ones,
+    zero-persistence pairs absent. `graph_name` (e.g. "knn", "gabriel") becomes `connectivity`;
+    grid connectivity names are refused so a graph tree is never mistaken for a grid tree.
+    """
+    if not isinstance(graph_name, str) or not graph_name or graph_name in CONNECTIVITIES:
+        raise ValueError(
+            f"graph_name must be a non-empty name other than the grid connectivities "
+            f"{', '.join(CONNECTIVITIES)}; got {graph_name!r}"
+        )
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"values must be 1-D (one per graph vertex); got shape {array.shape}")
+    flat = validate_values(array)
+    graph = validate_graph(indptr, indices, flat.size)
+    no_stencil = (np.empty((0, 1), np.int64), np.empty(0, np.int64))
+    return _swept_tree(flat, flat.shape, graph_name, 0.0, no_stencil, graph)
+
+
+def _swept_tree(flat, shape, connectivity, threshold, stencil, graph) -> MergeTree:
+    """Run the sweep kernel (grid stencil or graph CSR) and wrap its output in a MergeTree."""
     key = ordering_key(flat)
     order = np.argsort(key, kind="stable")
-    deltas, offsets = neighbour_stencil(grid.shape, connectivity)
-    shape = np.array(grid.shape, dtype=np.int64)
     node_vertex, node_type, arc_child, arc_parent, arc_size, vertex_arc, births, deaths = (
-        sweep_join_tree(key, order, shape, deltas, offsets, float(threshold))
+        sweep_join_tree(
+            key, order, np.array(shape, dtype=np.int64), *stencil, float(threshold), *graph
+        )
     )
     del key
     births, deaths = _sorted_pairs(flat, births, deaths)
     return MergeTree(
-        shape=tuple(int(n) for n in grid.shape),
+        shape=tuple(int(n) for n in shape),
         connectivity=connectivity,
         threshold=float(threshold),
         values=flat,
