@@ -6,6 +6,7 @@ import json
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from toposweep.io import read_json, read_landscape, write_landscape
@@ -82,3 +83,38 @@ def test_the_topology_stage_needs_no_torch():
     code = "import sys, toposweep.topology, toposweep.io; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_topology_of_scattered_samples_on_their_graph(tmp_path):
+    """The same two wells, sampled at 4,096 Sobol points (plus the origin): two minima on the
+    Gabriel graph, positions from the samples, the shallow well's persistence as on the grid."""
+    from toposweep.sampling import scattered_samples
+
+    samples = scattered_samples("sobol", 4097, 2, 1.0, seed=0)
+    x, y = samples[:, 0], samples[:, 1]
+    loss = (-1.0 * np.exp(-((x + 0.5) ** 2 + (y + 0.5) ** 2) / 0.05)
+            - 1.5 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.05))
+    write_landscape(tmp_path / "landscape.h5", loss, None, attrs={"status": "ok"}, samples=samples)
+    landscape = read_landscape(tmp_path / "landscape.h5")
+    assert landscape.scattered and landscape.axes == [] and landscape.loss.shape == (4097,)
+    summary = topology_of_landscape_file(tmp_path / "landscape.h5", tmp_path, neighbours=12,
+                                         threshold=0.01, relative_threshold=True)
+    assert summary["settings"]["graph"] == "gabriel" and summary["settings"]["neighbours"] == 12
+    assert 4 < summary["settings"]["mean_degree"] < 12
+    metrics = summary["metrics"]
+    assert metrics["n_vertices"] == 4097 and metrics["n_minima"] == 2 and metrics["n_saddles"] == 1
+    # on the grid 0.99 < persistence < 1 (depth 1 up to the pass near 0); samples miss both the
+    # well's bottom and the pass by up to half their spacing (about 0.016 here)
+    assert metrics["max_persistence"] == pytest.approx(0.995, abs=0.01)
+    minimum = summary["global_minimum"]
+    assert minimum["coordinates"] is None
+    assert minimum["position"] == pytest.approx(samples[minimum["vertex"]].tolist())
+    assert np.hypot(*(np.array(minimum["position"]) - 0.5)) < 0.05
+    pairs = pd.read_csv(tmp_path / "persistence.csv")
+    assert list(pairs.columns) == ["birth", "death", "persistence", "birth_vertex", "death_vertex",
+                                   "birth_x0", "birth_x1", "death_x0", "death_x1", "dimension"]
+    np.testing.assert_array_equal(pairs[["birth_x0", "birth_x1"]].to_numpy(),
+                                  samples[pairs["birth_vertex"]])
+    nodes = read_json(tmp_path / "merge_tree.json")["nodes"]
+    assert all(node["position"] == samples[node["vertex"]].tolist() for node in nodes)
+    assert read_json(tmp_path / "profile.json")["n_vertices"] == 4097

@@ -195,10 +195,26 @@ class MergeTree:
         return np.column_stack([self.births, self.deaths]).reshape(-1, 2)
 
     # --- export ----------------------------------------------------------------------------
-    def to_dict(self, axes: list[np.ndarray] | None = None) -> dict[str, Any]:
-        """JSON-ready nodes and arcs (non-finite values kept, with a `nonfinite` flag)."""
+    @property
+    def on_graph(self) -> bool:
+        """Built on a neighbourhood graph of scattered samples (vertex = sample), not a grid."""
+        return self.connectivity not in CONNECTIVITIES
+
+    def positions(self, vertices: np.ndarray, axes: list[np.ndarray] | None = None,
+                  points: np.ndarray | None = None) -> np.ndarray | None:
+        """Positions (k, d) of vertices in the landscape's coordinates: the grid's axis values
+        (`axes`), the samples' coordinates (`points`, graph trees), or None without either."""
+        if points is not None:
+            return np.asarray(points, dtype=np.float64)[np.asarray(vertices)].reshape(-1, points.shape[1])
+        coordinates = np.column_stack(np.unravel_index(vertices, self.shape)).reshape(-1, self.ndim)
+        return grid_positions(coordinates, axes)
+
+    def to_dict(self, axes: list[np.ndarray] | None = None,
+                points: np.ndarray | None = None) -> dict[str, Any]:
+        """JSON-ready nodes and arcs (non-finite values kept, with a `nonfinite` flag); grid
+        coordinates for grid trees, and positions from `axes` or the samples' `points`."""
         coordinates = self.node_coordinates
-        positions = grid_positions(coordinates, axes)
+        positions = self.positions(self.node_vertex, axes, points)
         nodes = []
         for node in range(self.n_nodes):
             value = float(self.values[self.node_vertex[node]])
@@ -206,10 +222,11 @@ class MergeTree:
                 "id": node,
                 "type": NODE_TYPE_NAMES[int(self.node_type[node])],
                 "vertex": int(self.node_vertex[node]),
-                "coordinates": [int(c) for c in coordinates[node]],
                 "value": value,
                 "nonfinite": not np.isfinite(value),
             }
+            if not self.on_graph:
+                entry["coordinates"] = [int(c) for c in coordinates[node]]
             if positions is not None:
                 entry["position"] = [float(p) for p in positions[node]]
             nodes.append(entry)

@@ -1,4 +1,4 @@
-"""The topology stage's files for one landscape grid."""
+"""The topology stage's files for one landscape: a grid, or scattered samples on their graph."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import toposweep
 from toposweep.schema import stage_settings
 from toposweep.io import file_sha256, json_attribute, read_landscape, write_json, write_text
 from toposweep.layout import TopologyFiles
+from toposweep.topology.graph import neighbourhood_graph
 from toposweep.topology.merge_tree import (
-    grid_positions,
+    graph_merge_tree,
     merge_tree,
     simplify,
     validate_axes,
@@ -26,21 +27,24 @@ from toposweep.topology.loops import (LoopPairs, loop_metrics, loop_pairs,
 from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
 
+# topology.graph names the graph; neighbourhood_graph names its pruning rule
+GRAPH_PRUNE_RULES = {"knn": "none", "gabriel": "gabriel",
+                     "relative_neighbourhood": "relative_neighbourhood"}
 NONFINITE_POLICY = (
     "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
 )
 
 
-def persistence_csv(
-    tree, axes: list[np.ndarray] | None = None, loops: LoopPairs | None = None
-) -> str:
-    """CSV text of the finite pairs: birth, death, persistence, vertices, grid coordinates (and
-    axis positions with `axes`), then `dimension`: 0 for the tree's pairs, 1 for `loops`."""
-    ndim = tree.ndim
+def persistence_csv(tree, axes: list[np.ndarray] | None = None, loops: LoopPairs | None = None,
+                    points: np.ndarray | None = None) -> str:
+    """CSV text of the finite pairs: birth, death, persistence, vertices, grid coordinates (grid
+    trees), positions (`birth_x0..`, `death_x0..`: axis values with `axes`, or the samples'
+    coordinates with `points`), then `dimension`: 0 for the tree's pairs, 1 for `loops`."""
     header = ["birth", "death", "persistence", "birth_vertex", "death_vertex"]
-    header += [f"birth_i{k}" for k in range(ndim)] + [f"death_i{k}" for k in range(ndim)]
-    if axes is not None:
-        header += [f"birth_x{k}" for k in range(ndim)] + [f"death_x{k}" for k in range(ndim)]
+    if not tree.on_graph:
+        header += [f"birth_i{k}" for k in range(tree.ndim)] + [f"death_i{k}" for k in range(tree.ndim)]
+    n_positions = points.shape[1] if points is not None else (tree.ndim if axes is not None else 0)
+    header += [f"birth_x{k}" for k in range(n_positions)] + [f"death_x{k}" for k in range(n_positions)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header + ["dimension"])
@@ -48,25 +52,20 @@ def persistence_csv(
     if loops is not None:
         blocks.append((1, loops.births, loops.deaths, loops.birth_vertex, loops.death_vertex))
     for dimension, births, deaths, birth_vertex, death_vertex in blocks:
-        _write_pair_rows(writer, tree.shape, axes, dimension, births, deaths, birth_vertex,
-                         death_vertex)
+        columns = [[repr(float(b)) for b in births], [repr(float(d)) for d in deaths],
+                   [repr(float(d - b)) for b, d in zip(births, deaths)],
+                   birth_vertex.tolist(), death_vertex.tolist()]
+        if not tree.on_graph:
+            for vertices in (birth_vertex, death_vertex):
+                coordinates = np.unravel_index(vertices, tree.shape)
+                columns += [axis.tolist() for axis in coordinates]
+        for vertices in (birth_vertex, death_vertex):
+            positions = tree.positions(vertices, axes, points)
+            if positions is not None:
+                columns += [[repr(float(x)) for x in positions[:, k]] for k in range(n_positions)]
+        columns.append([dimension] * len(births))
+        writer.writerows(zip(*columns))
     return buffer.getvalue()
-
-
-def _write_pair_rows(writer, shape, axes, dimension, births, deaths, birth_vertex, death_vertex):
-    """One CSV row per pair of one homology dimension."""
-    birth_coords = np.column_stack(np.unravel_index(birth_vertex, shape)).reshape(-1, len(shape))
-    death_coords = np.column_stack(np.unravel_index(death_vertex, shape)).reshape(-1, len(shape))
-    birth_pos = grid_positions(birth_coords, axes)
-    death_pos = grid_positions(death_coords, axes)
-    for k in range(births.size):
-        row: list[Any] = [repr(float(births[k])), repr(float(deaths[k])),
-                          repr(float(deaths[k] - births[k]))]
-        row += [int(birth_vertex[k]), int(death_vertex[k])]
-        row += [int(c) for c in birth_coords[k]] + [int(c) for c in death_coords[k]]
-        if axes is not None:
-            row += [repr(float(x)) for x in birth_pos[k]] + [repr(float(x)) for x in death_pos[k]]
-        writer.writerow(row + [dimension])
 
 
 def write_topology_outputs(
@@ -78,20 +77,39 @@ def write_topology_outputs(
     axes: list[np.ndarray] | None = None,
     provenance: dict[str, Any] | None = None,
     homology_dimensions: tuple[int, ...] | list[int] = (0,),
+    samples: np.ndarray | None = None,
+    graph: str = "gabriel",
+    neighbours: int = 16,
 ) -> dict[str, Any]:
     """Compute the merge tree, persistence, metrics and profile of one landscape and write
     topology.json, persistence.csv, merge_tree.json and profile.json to `files` (or one folder;
     each atomically: temp file in the same directory, then os.replace). `axes` (one coordinate array
     per dimension) adds axis positions next to grid coordinates. `homology_dimensions` (0, 1) adds
     the loops (H1 pairs of persistence >= the absolute threshold, from gudhi; grids up to 4-D) and
-    their metrics. Returns topology.json's content.
+    their metrics. With `samples` (n, d), `values` holds the losses of n scattered samples and
+    the tree is built on their `graph` (knn, gabriel, relative_neighbourhood) of `neighbours`
+    nearest neighbours instead of a grid `connectivity`. Returns topology.json's content.
     """
     grid = validate_values(values)
-    axes = validate_axes(axes, grid.shape)
     dimensions = validate_homology_dimensions(homology_dimensions)
     files = TopologyFiles.of(files)
     start = time.perf_counter()
-    tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
+    if samples is None:
+        axes = validate_axes(axes, grid.shape)
+        tree = simplify(merge_tree(grid, connectivity), threshold, relative_threshold)
+        graph_settings: dict[str, Any] = {"connectivity": connectivity}
+    else:
+        if 1 in dimensions:
+            raise ValueError("loops (homology dimension 1) are computed on grids, not on samples")
+        if grid.ndim != 1 or len(samples) != grid.size:
+            raise ValueError(f"{grid.size} losses of shape {grid.shape} for {len(samples)} samples")
+        axes, samples = None, np.asarray(samples, dtype=np.float64)
+        indptr, indices = neighbourhood_graph(samples, neighbours, GRAPH_PRUNE_RULES[graph])
+        graph_settings = {"connectivity": graph, "graph": graph, "neighbours": int(neighbours),
+                          "mean_degree": float(indices.size / grid.size),
+                          "graph_seconds": time.perf_counter() - start}
+        tree = simplify(graph_merge_tree(grid, indptr, indices, graph), threshold,
+                        relative_threshold)
     metrics = tree_metrics(tree)
     loops = loop_pairs(grid, tree.threshold) if 1 in dimensions else None
     if loops is not None:
@@ -101,13 +119,13 @@ def write_topology_outputs(
 
     minimum_vertex = tree.global_minimum_vertex
     minimum_coords = np.array(np.unravel_index(minimum_vertex, tree.shape)).reshape(1, -1)
-    minimum_position = grid_positions(minimum_coords, axes)
+    minimum_position = tree.positions(np.array([minimum_vertex]), axes, samples)
     all_nonfinite = metrics["n_nonfinite"] == metrics["n_vertices"]
     summary = {
         "status": "diverged" if all_nonfinite else "ok",
         "settings": {
             "backend": "toposweep",
-            "connectivity": connectivity,
+            **graph_settings,
             "threshold": float(threshold),
             "relative_threshold": bool(relative_threshold),
             "homology_dimensions": list(dimensions),
@@ -118,7 +136,7 @@ def write_topology_outputs(
         "metrics": metrics,
         "global_minimum": {
             "vertex": int(minimum_vertex),
-            "coordinates": [int(c) for c in minimum_coords[0]],
+            "coordinates": None if tree.on_graph else [int(c) for c in minimum_coords[0]],
             "position": (
                 None if minimum_position is None else [float(x) for x in minimum_position[0]]
             ),
@@ -127,8 +145,8 @@ def write_topology_outputs(
         "compute_seconds": elapsed,
         "provenance": provenance or {},
     }
-    tree_dict = tree.to_dict(axes)
-    write_text(files.persistence, persistence_csv(tree, axes, loops))
+    tree_dict = tree.to_dict(axes, samples)
+    write_text(files.persistence, persistence_csv(tree, axes, loops, samples))
     write_json(files.merge_tree, tree_dict)
     write_text(files.profile, profile.to_json() + "\n")
     write_json(files.topology, summary)  # last: its presence marks completion
@@ -157,8 +175,11 @@ def topology_of_landscape_file(
         return write_skipped_topology(files, reason, provenance)
     return write_topology_outputs(landscape.loss, files, settings["connectivity"],
                                   settings["threshold"], settings["relative_threshold"],
-                                  axes=landscape.axes, provenance=provenance,
-                                  homology_dimensions=settings["homology_dimensions"])
+                                  axes=None if landscape.scattered else landscape.axes,
+                                  provenance=provenance,
+                                  homology_dimensions=settings["homology_dimensions"],
+                                  samples=landscape.samples, graph=settings["graph"],
+                                  neighbours=settings["neighbours"])
 
 
 def write_skipped_topology(
