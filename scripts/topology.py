@@ -17,8 +17,8 @@ def main() -> None:
     parser.add_argument("--landscape", required=True, help="landscape.h5 written by the landscape stage")
     add_file_arguments(parser, TopologyFiles)
     parser.add_argument("--settings", default="{}",
-                        help="JSON: connectivity, threshold, relative_threshold, homology_dimensions "
-                             "(config key `topology`)")
+                        help="JSON: connectivity, threshold, relative_threshold, homology_dimensions, graph, "
+                             "neighbours (config key `topology`)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = topology_of_landscape_file(args.landscape, files_from_arguments(args, TopologyFiles),

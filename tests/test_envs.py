@@ -36,5 +36,6 @@ def test_environments_hold_what_their_stages_import():
     analysis_env = yaml.safe_load((REPO / "envs" / "analysis.yaml").read_text())["dependencies"]
     names = lambda deps: {d.split("=")[0] for d in deps if isinstance(d, str)}
     assert {"pytorch", "mpi4py", "h5py", "scipy", "jsonschema", "pillow"} <= names(torch_env)
-    assert {"numba", "h5py", "matplotlib-base", "seaborn", "pandas"} <= names(analysis_env)
+    assert {"numba", "h5py", "matplotlib-base", "seaborn", "pandas", "scikit-learn",
+            "gudhi"} <= names(analysis_env)  # graphs of scattered samples; loops
     assert "pytorch" not in names(analysis_env)  # the topology stage must not need torch
