@@ -106,6 +106,18 @@ def test_correlations_equal_scipy_on_a_hand_table():
     assert result.loc["beta", "spearman_rho"] == pytest.approx(stats.spearmanr(saddles, beta).statistic)
 
 
+def test_loops_join_the_correlations_where_they_were_computed():
+    rows = [{"beta": b, "seed": 0, "status": "ok", "n_saddles": s, "n_loops": l, "trace": t}
+            for b, s, l, t in [(1, 1, 0, 1.0), (2, 3, 2, 2.0), (3, 2, 1, 4.0), (4, 5, 3, 3.0)]]
+    result = correlations(hand_table(rows), ["n_saddles"], ["trace"])
+    assert list(result["topology_metric"].unique()) == ["n_saddles", "n_loops"]
+    row = result.set_index(["topology_metric", "other"]).loc[("n_loops", "trace")]
+    assert row["spearman_rho"] == pytest.approx(stats.spearmanr([0, 2, 1, 3], [1, 2, 4, 3]).statistic)
+    without = correlations(hand_table([{k: v for k, v in r.items() if k != "n_loops"} for r in rows]),
+                           ["n_saddles"], ["trace"])
+    assert list(without["topology_metric"].unique()) == ["n_saddles"]
+
+
 def test_a_perfect_monotone_relation_has_spearman_one_and_pearson_below():
     x = np.arange(1, 8, dtype=float)
     table = hand_table([{"beta": b, "seed": 0, "status": "ok", "n_saddles": v, "trace": math.exp(v)}

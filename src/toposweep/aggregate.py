@@ -332,6 +332,9 @@ def default_ml_metrics(table: pd.DataFrame) -> list[str]:
     return [c for c in candidates if c in table.columns]
 
 
+CORRELATED_LOOP_METRICS = ("n_loops", "total_loop_persistence")
+
+
 @dataclass
 class CorrelationRequest:
     """Which columns to correlate: each topology metric against each other metric."""
@@ -361,6 +364,9 @@ def correlation_request(
         if unknown:
             raise ValueError(f"metrics {unknown} are not columns of the summary; "
                              f"available: {sorted(c for c in table.columns if is_numeric_column(table, c))}")
+    # Loops, where the topology stage computed them, join the correlations without being named.
+    topology += [name for name in CORRELATED_LOOP_METRICS
+                 if name not in topology and is_numeric_column(table, name)]
     parameters = [p for p in swept_parameters(table) if is_numeric_column(table, p)]
     return CorrelationRequest(topology, ml + [p for p in parameters if p not in ml], min_runs)
 
