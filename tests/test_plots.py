@@ -3,13 +3,15 @@ carry the numbers they claim (profiles rebuilt exactly, tree layout, scales, mes
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from toposweep import plots
 from toposweep.aggregate import correlations, summary_table
-from toposweep.io import read_json, read_landscape
+from toposweep.io import read_json, read_landscape, write_landscape
 from toposweep.topology import landscape_profile, merge_tree
 
 from synthetic_runs import panel_files, write_experiment
@@ -100,6 +102,33 @@ def test_run_panel_of_a_finished_run_has_every_view(experiment, tmp_path):
     n_minima = read_json(runs[4].directory / "topology.json")["metrics"]["n_minima"]
     assert f"merge tree ({n_minima} minima" in text
     assert_written(figure, tmp_path, "run")
+
+
+def test_run_panel_of_scattered_samples_shows_their_projection_and_radial_loss(experiment, tmp_path):
+    """A 10-D Sobol landscape replaces the contour and surface by the samples' projection on
+    (α0, α1) and the loss against the distance from the trained weights; the rest is drawn."""
+    from toposweep.sampling import scattered_samples
+    from toposweep.topology import write_topology_outputs
+
+    _, runs, _ = experiment
+    directory = tmp_path / "scattered"
+    shutil.copytree(runs[4].directory, directory)
+    samples = scattered_samples("sobol", 2048, 10, 1.0, seed=0)
+    loss = 1.0 + np.sum(samples**2, axis=1) - 0.8 * np.exp(-np.sum((samples - 0.4) ** 2, axis=1) / 0.3)
+    settings = {"dimensions": 10, "directions": "hessian", "sampling": "sobol", "n_samples": 2048}
+    write_landscape(directory / "landscape.h5", loss, None, samples=samples,
+                    attrs={"status": "ok", "settings": settings})
+    write_topology_outputs(loss, directory, samples=samples, neighbours=12)
+    figure = plots.run_panel(panel_files(directory), "pinn β = 4, seed 0 (10-D)", "field")
+    text = figure_texts(figure)
+    for title in ("2,048 sobol samples in 10-D: projection on α0, α1",
+                  "2,048 sobol samples in 10-D: loss against distance", "merge tree",
+                  "landscape profile", "distance from the trained weights ‖α‖",
+                  "samples below the level"):
+        assert title in text, title
+    assert_written(figure, tmp_path, "scattered")
+    assert plots.landscape_description(settings) == (
+        "10-D landscapes (top-10 Hessian directions), 2,048 sobol samples")
 
 
 def test_run_panel_of_a_diverged_run_says_why_instead_of_crashing(experiment, tmp_path):
@@ -259,7 +288,7 @@ def test_landscape_profiles_put_every_run_on_one_shared_loss_axis(experiment, tm
     assert cells["profile beta=1 seed=1"].get_ylabel() == "seed 1\nloss"
     # the dimension comes from the summary, the directions from landscape.h5
     assert "2-D landscapes (2 random directions)" in figure.get_suptitle()
-    assert "each profile is 121 vertices wide" in figure_texts(figure)
+    assert "each profile is 121 grid vertices wide" in figure_texts(figure)
     assert_written(figure, tmp_path, "profiles")
 
 
@@ -292,7 +321,7 @@ def test_landscape_profiles_name_hessian_directions_and_go_log_for_wide_losses(t
     assert len(cells) == 2
     for ax in cells.values():
         assert ax.get_ylim() == pytest.approx((low - 0.02 * (high - low), high + 0.02 * (high - low)))
-    assert "each profile is 625 vertices wide" in figure_texts(figure)  # 5⁴
+    assert "each profile is 625 grid vertices wide" in figure_texts(figure)  # 5⁴
     assert plots.landscape_description({"dimensions": 1, "directions": "hessian"}) == (
         "1-D landscapes (top Hessian direction)")
     assert plots.landscape_description(None, 3) == "3-D landscapes"

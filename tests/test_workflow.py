@@ -211,7 +211,7 @@ def test_the_users_own_problem_from_examples_runs_through_the_workflow(tiny_swee
 def test_a_6d_grid_and_10d_scattered_samples_run_through_the_workflow(tiny_sweep):
     """Beyond four dimensions: landscape, topology, summary and profiles figure of a 5^6 grid and
     of 1,024 Sobol samples in the top-10 Hessian eigenvector subspace."""
-    results = tiny_sweep / "results" / "regression"
+    results = tiny_sweep / "results" / "regression_nd"
     grid = pd.read_csv(results / "tables" / "random6d" / "summary.csv")
     scattered = pd.read_csv(results / "tables" / "hessian10d" / "summary.csv")
     assert (grid["status"] == "ok").all() and (scattered["status"] == "ok").all()

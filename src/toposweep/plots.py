@@ -458,13 +458,15 @@ def profile_from_dict(data: Mapping[str, Any], scale: LossScale | None = None):
     )
 
 
-def draw_profile(ax, data: Mapping[str, Any], scale: LossScale) -> None:
-    """The topological landscape profile with `Profile.plot`, relabelled for a log scale."""
+def draw_profile(ax, data: Mapping[str, Any], scale: LossScale, vertices: str = "grid vertices"
+                 ) -> None:
+    """The topological landscape profile with `Profile.plot`, relabelled for a log scale
+    (`vertices`: what a unit of width counts, grid vertices or scattered samples)."""
     profile = profile_from_dict(data, scale)
     before = set(ax.figure.axes)
     profile.plot(ax)
     ax.set_ylabel(scale.label)
-    ax.set_xlabel("grid vertices below the level")
+    ax.set_xlabel(f"{vertices} below the level")
     for colour_bar in set(ax.figure.axes) - before:
         colour_bar.set_ylabel(scale.label)
     ax.set_title(f"landscape profile ({profile.n_basins} basins)")
@@ -710,7 +712,8 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             pairs = pd.read_csv(paths["persistence"])
             draw_persistence_diagram(figure.add_subplot(slots[3]), pairs,
                                      topology["global_minimum"]["value"], scale, value_max)
-            draw_profile(figure.add_subplot(slots[4]), profile, scale)
+            draw_profile(figure.add_subplot(slots[4]), profile, scale,
+                         "samples" if landscape_ok and landscape.scattered else "grid vertices")
         else:
             reason = _status_text(topology, "topology.json")
             for slot, name in zip(slots[2:5], ["merge tree", "persistence diagram", "landscape profile"]):
@@ -1018,8 +1021,10 @@ def landscape_profiles(
                             shrink=0.8, aspect=30, label=f"{scale.label} (shared by all profiles)")
             widths = sorted({int(p["n_vertices"]) for p in available})
             width_text = (f"{widths[0]:,}" if len(widths) == 1 else f"{widths[0]:,}–{widths[-1]:,}")
-            figure.supxlabel(f"basin width = grid vertices below the level (each profile is "
-                             f"{width_text} vertices wide)", fontsize=8)
+            vertices = ("samples" if (landscape or {}).get("sampling", "grid") != "grid"
+                        else "grid vertices")
+            figure.supxlabel(f"basin width = {vertices} below the level (each profile is "
+                             f"{width_text} {vertices} wide)", fontsize=8)
         dims = (pd.to_numeric(table["landscape_dimensions"], errors="coerce").dropna().unique()
                 if "landscape_dimensions" in table else [])
         described = landscape_description(landscape, int(dims[0]) if len(dims) == 1 else None)

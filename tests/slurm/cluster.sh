@@ -47,6 +47,9 @@ SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 ReturnToService=2
 SchedulerParameters=sched_interval=1
+# Clients give up on a stopped controller after ~1 s, not ~9 s: the Slurm executor plugin runs
+# `scontrol show config` whenever snakemake starts, and the cluster runs only during its test.
+MessageTimeout=2
 NodeName=$host CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
