@@ -40,3 +40,8 @@ def tiny_resnet_run() -> dict:
 @pytest.fixture
 def short_pinn_run() -> dict:
     return make_runs("pinn_convection", {"beta": 5.0, "max_iter": 20})[0]
+
+
+# The arrays that make a MergeTree: two trees are equal when all of them are.
+TREE_FIELDS = ("node_vertex", "node_type", "arc_child", "arc_parent", "arc_size", "vertex_arc",
+               "pair_birth_vertex", "pair_death_vertex")

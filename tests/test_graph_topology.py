@@ -22,16 +22,7 @@ from toposweep.topology import (
 )
 from toposweep.topology.graph import count_components, prune_graph, symmetric_csr
 
-TREE_FIELDS = [
-    "node_vertex",
-    "node_type",
-    "arc_child",
-    "arc_parent",
-    "arc_size",
-    "vertex_arc",
-    "pair_birth_vertex",
-    "pair_death_vertex",
-]
+from conftest import TREE_FIELDS
 
 
 # --- references ------------------------------------------------------------------------------

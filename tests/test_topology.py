@@ -27,6 +27,8 @@ from toposweep.topology import (
 )
 from toposweep.topology.merge_tree import build_merge_tree
 
+from conftest import TREE_FIELDS
+
 matplotlib.use("Agg")
 
 TIE_SHAPES = {1: (300,), 2: (23, 19), 3: (9, 8, 7), 4: (5, 6, 4, 5), 5: (5,) * 5, 6: (4,) * 6}
@@ -421,16 +423,7 @@ def test_simplified_tree_equals_one_pass_sweep_with_threshold(ndim, threshold):
     values = np.random.default_rng(ndim).normal(size=TIE_SHAPES[ndim])
     pruned = simplify(merge_tree(values), threshold)
     swept = build_merge_tree(values, "freudenthal", threshold=threshold)
-    for name in [
-        "node_vertex",
-        "node_type",
-        "arc_child",
-        "arc_parent",
-        "arc_size",
-        "vertex_arc",
-        "pair_birth_vertex",
-        "pair_death_vertex",
-    ]:
+    for name in TREE_FIELDS:
         np.testing.assert_array_equal(getattr(pruned, name), getattr(swept, name), err_msg=name)
     assert np.all(pruned.persistence >= threshold)
     full = merge_tree(values)
