@@ -100,6 +100,10 @@ def test_tiny_unet_crf_sweep_runs_end_to_end(tiny_sweep):
     assert summary["test_mean_iou"].between(0, 1).all()
     assert summary["test_pixel_accuracy"].between(0, 1).all()
     assert (summary["n_minima"] >= 1).all() and summary["top_eigenvalue"].notna().all()
+    assert (summary["n_loops"] >= 0).all() and summary["total_loop_persistence"].notna().all()
+    correlated = pd.read_csv(tiny_sweep / "results" / "segmentation" / "tables" / "hessian2d"
+                             / "correlations.csv")["topology_metric"]
+    assert {"smad", "n_loops", "total_loop_persistence"} <= set(correlated)
     run_dir = tiny_sweep / "results" / "segmentation" / "lr~0.01" / "seed~0"
     landscape = read_landscape(run_dir / "hessian2d" / "landscape.h5")
     assert landscape.loss.shape == (7, 7)
