@@ -87,6 +87,77 @@ def test_run_spec_from_the_workflow_run_dict(tmp_path):
         RunSpec.from_dict({"experiment": "e", "point": "p", "swept": {}})
 
 
+def brute_force_p(x, y) -> float:
+    """Two-sided permutation p of the correlation of x and y over all n! pairings, enumerated
+    directly: 2 * min(P(r' >= r), P(r' <= r)), capped at 1 (scipy's two-sided convention)."""
+    import itertools
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    observed = np.corrcoef(x, y)[0, 1]
+    values = np.array([np.corrcoef(x, y[list(p)])[0, 1] for p in itertools.permutations(range(len(y)))])
+    tolerance = 1e-12
+    greater = np.mean(values >= observed - tolerance)
+    less = np.mean(values <= observed + tolerance)
+    return min(1.0, 2 * min(greater, less))
+
+
+@pytest.mark.parametrize("x, y, expected", [
+    ([1, 2, 3], [10, 20, 30], 1 / 3),  # rho = 1 at n = 3: 2 of 3! pairings are as extreme
+    ([1, 2, 3, 4], [4, 3, 2, 1], 1 / 12),  # rho = -1 at n = 4: 2 / 4!
+    ([1, 2, 3, 4, 5], [1, 2, 3, 4, 5], 1 / 60),  # 2 / 5!
+    # rho = 0.8 at n = 5: sum d^2 = 4; 8 of 120 rankings have sum d^2 <= 4 (the identity, 4
+    # adjacent swaps, 3 pairs of disjoint adjacent swaps), so p = 2 * 8 / 120
+    ([1, 2, 3, 4, 5], [1, 3, 2, 5, 4], 2 * 8 / 120),
+])
+def test_small_n_spearman_p_values_are_exact(x, y, expected):
+    from toposweep.statistics import correlation_test
+
+    row = correlation_test(np.array(x, dtype=float), np.array(y, dtype=float))
+    assert row["p_method"] == "exact permutation"
+    assert row["spearman_p"] == pytest.approx(expected, abs=1e-12)
+    assert row["spearman_p"] == pytest.approx(brute_force_p(stats.rankdata(x), stats.rankdata(y)))
+    assert row["pearson_p"] == pytest.approx(brute_force_p(x, y), abs=1e-12)
+    assert stats.spearmanr(x, y).pvalue < row["spearman_p"]  # scipy's asymptotic p: too small
+
+
+def test_exact_p_equals_scipys_permutation_test_with_ties():
+    from toposweep.statistics import exact_permutation_p
+
+    x = np.array([0.3, 1.2, 1.2, 2.0, 2.5, 3.1, 4.0])
+    y = np.array([1.0, 0.0, 2.0, 2.0, 3.0, 2.0, 5.0])  # ties in both columns
+
+    def pearson(values, axis=-1):
+        values = np.atleast_2d(values)
+        return np.array([stats.pearsonr(x, v).statistic for v in values]).reshape(values.shape[:-1])
+
+    reference = stats.permutation_test((y,), pearson, permutation_type="pairings",
+                                       n_resamples=np.inf, vectorized=True).pvalue
+    assert exact_permutation_p(x, y) == pytest.approx(reference, abs=1e-12)
+
+
+def test_large_n_keeps_the_asymptotic_p_and_the_interval_covers_rho():
+    from toposweep.statistics import EXACT_MAX_N, correlation_test
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=EXACT_MAX_N + 5)
+    y = x + rng.normal(size=x.size)
+    row = correlation_test(x, y)
+    assert row["p_method"] == "asymptotic"
+    assert row["spearman_p"] == pytest.approx(stats.spearmanr(x, y).pvalue)
+    assert -1 <= row["spearman_low"] < row["spearman_rho"] < row["spearman_high"] <= 1
+
+
+def test_benjamini_hochberg_q_values_mark_the_significant_pairs():
+    from toposweep.statistics import benjamini_hochberg
+
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
+    q = benjamini_hochberg(p)
+    # 4 tests, sorted 0.01, 0.03, 0.04, 0.5: p * 4 / rank = 0.04, 0.06, 0.0533, 0.5, then the
+    # running minimum from the top: 0.04, 0.0533, 0.0533, 0.5
+    np.testing.assert_allclose(q[[0, 1, 2, 4]], [0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    assert np.isnan(q[3])
+
+
 def test_correlations_equal_scipy_on_a_hand_table():
     saddles = [1, 3, 2, 8, 5, 9]
     error = [0.1, 0.4, 0.2, 0.9, 0.3, 0.8]
@@ -98,11 +169,13 @@ def test_correlations_equal_scipy_on_a_hand_table():
     assert list(result["other_kind"]) == ["metric", "hyperparameter"]
     pearson, spearman = stats.pearsonr(saddles, error), stats.spearmanr(saddles, error)
     row = result.loc["test_relative_l2"]
-    assert row["n"] == 6 and row["note"] == ""
+    assert row["n"] == 6 and row["note"] == "" and row["p_method"] == "exact permutation"
     assert row["pearson_r"] == pytest.approx(pearson.statistic, abs=1e-12)
-    assert row["pearson_p"] == pytest.approx(pearson.pvalue, abs=1e-12)
+    assert row["pearson_p"] == pytest.approx(brute_force_p(saddles, error), abs=1e-12)
     assert row["spearman_rho"] == pytest.approx(spearman.statistic, abs=1e-12)
-    assert row["spearman_p"] == pytest.approx(spearman.pvalue, abs=1e-12)
+    assert row["spearman_p"] == pytest.approx(
+        brute_force_p(stats.rankdata(saddles), stats.rankdata(error)), abs=1e-12)
+    assert row["spearman_low"] <= row["spearman_rho"] <= row["spearman_high"]
     assert result.loc["beta", "spearman_rho"] == pytest.approx(stats.spearmanr(saddles, beta).statistic)
 
 

@@ -63,6 +63,11 @@ def test_correlation_heatmap_shows_both_coefficients_with_spelled_out_names(expe
     assert "correlation coefficient" in text  # the colour bar is labelled
     value = result.set_index(["topology_metric", "other"]).loc[("n_minima", "beta"), "spearman_rho"]
     assert f"{value:.2f}" in text
+    significant = result[result["significant"]]
+    assert len(significant) and all(f"{rho:.2f}*" in text for rho in significant["spearman_rho"])
+    tests = int(result["spearman_p"].notna().sum())
+    assert f"* Benjamini–Hochberg q < 0.05 over the {tests} pairs of this table" in text
+    assert "p-values: exact permutation." in text
     assert_written(figure, tmp_path, "correlations")
 
 

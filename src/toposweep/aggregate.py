@@ -381,12 +381,14 @@ def correlations(
     ml_metrics: Sequence[str] | None = None,
     min_runs: int | None = None,
 ) -> pd.DataFrame:
-    """Pearson and Spearman coefficients with p-values (scipy.stats) and n, between every
-    topology metric and every ML/Hessian metric and numeric swept hyperparameter, over the
-    finished runs (seeds are replicates: every run is one point). A pair with fewer than
-    `min_runs` runs where both values are finite gets NaN coefficients and a `note` saying
-    "not enough runs"; a constant column gets NaN and a note saying which is constant."""
-    from scipy import stats
+    """Pearson and Spearman coefficients with p-values and n, between every topology metric and
+    every ML/Hessian metric and numeric swept hyperparameter, over the finished runs (seeds are
+    replicates: every run is one point). p-values are exact permutation ones up to
+    statistics.EXACT_MAX_N runs (`p_method`), with a bootstrap interval of rho and
+    Benjamini-Hochberg q-values over the table's pairs (`significant`: q < 0.05 for Spearman).
+    A pair with fewer than `min_runs` runs where both values are finite gets NaN coefficients and
+    a `note` saying "not enough runs"; a constant column gets NaN and a note saying which."""
+    from .statistics import SIGNIFICANCE, benjamini_hochberg, correlation_test
 
     request = correlation_request(table, topology_metrics, ml_metrics, min_runs)
     done = finished(table)
@@ -404,25 +406,25 @@ def correlations(
                 pair = pair[np.isfinite(pair["x"]) & np.isfinite(pair["y"])]
             n = len(pair)
             row["n"] = n
-            nan = {"pearson_r": math.nan, "pearson_p": math.nan,
-                   "spearman_rho": math.nan, "spearman_p": math.nan}
             if n < request.min_runs:
-                row.update(nan, note=f"not enough runs: {n} finished with both values, "
-                                     f"need at least {request.min_runs}")
+                row["note"] = (f"not enough runs: {n} finished with both values, "
+                               f"need at least {request.min_runs}")
             elif pair["x"].nunique() < 2 or pair["y"].nunique() < 2:
                 constant = topology_metric if pair["x"].nunique() < 2 else other
-                row.update(nan, note=f"{constant} is constant over the {n} runs")
+                row["note"] = f"{constant} is constant over the {n} runs"
             else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # near-constant inputs: scipy warns, result stands
-                    pearson = stats.pearsonr(pair["x"], pair["y"])
-                    spearman = stats.spearmanr(pair["x"], pair["y"])
-                row.update(pearson_r=float(pearson.statistic), pearson_p=float(pearson.pvalue),
-                           spearman_rho=float(spearman.statistic), spearman_p=float(spearman.pvalue),
-                           note="")
+                row.update(correlation_test(pair["x"].to_numpy(), pair["y"].to_numpy()), note="")
             rows.append(row)
-    return pd.DataFrame(rows, columns=["topology_metric", "other", "other_kind", "n", "pearson_r",
-                                       "pearson_p", "spearman_rho", "spearman_p", "note"])
+    result = pd.DataFrame(rows, columns=CORRELATION_COLUMNS[:-3])
+    result["pearson_q"] = benjamini_hochberg(result["pearson_p"])
+    result["spearman_q"] = benjamini_hochberg(result["spearman_p"])
+    result["significant"] = result["spearman_q"] < SIGNIFICANCE
+    return result[CORRELATION_COLUMNS]
+
+
+CORRELATION_COLUMNS = ["topology_metric", "other", "other_kind", "n", "pearson_r", "pearson_p",
+                       "spearman_rho", "spearman_p", "spearman_low", "spearman_high", "p_method",
+                       "note", "pearson_q", "spearman_q", "significant"]
 
 
 def seed_statistics(table: pd.DataFrame, parameter: str, metric: str) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from .aggregate import (  # noqa: E402
     swept_parameters,
 )
 from .io import atomic_path, json_attribute, read_json, read_landscape  # noqa: E402
+from .statistics import EXACT_MAX_N, SIGNIFICANCE  # noqa: E402
 from .schema import stage_settings  # noqa: E402
 
 WIDE_RANGE = 100.0  # positive values spanning more than this factor get a log axis
@@ -123,8 +124,15 @@ def correlation_heatmap(correlations: pd.DataFrame, title: str = "") -> plt.Figu
             matrix = matrix.reindex(index=rows, columns=columns)
             n = correlations.pivot(index="topology_metric", columns="other", values="n")
             n_range = sorted(set(int(v) for v in n.to_numpy().ravel() if v > 0))
-            sns.heatmap(matrix.to_numpy(dtype=float), ax=ax, cmap="RdBu_r", vmin=-1, vmax=1,
-                        center=0, annot=True, fmt=".2f", annot_kws={"fontsize": 7.5},
+            q_column = "pearson_q" if column == "pearson_r" else "spearman_q"
+            q = (correlations.pivot(index="topology_metric", columns="other", values=q_column)
+                 .reindex(index=rows, columns=columns).to_numpy(dtype=float)
+                 if q_column in correlations else np.full(matrix.shape, np.nan))
+            values = matrix.to_numpy(dtype=float)
+            labels = np.vectorize(lambda v, qv: "" if not np.isfinite(v) else
+                                  f"{v:.2f}{'*' if qv < SIGNIFICANCE else ''}")(values, q)
+            sns.heatmap(values, ax=ax, cmap="RdBu_r", vmin=-1, vmax=1,
+                        center=0, annot=labels, fmt="", annot_kws={"fontsize": 7.5},
                         linewidths=0.5, linecolor="white", square=False,
                         xticklabels=column_labels, yticklabels=row_labels,
                         cbar=index == 1, cbar_ax=colour_axes if index == 1 else None,
@@ -143,12 +151,30 @@ def correlation_heatmap(correlations: pd.DataFrame, title: str = "") -> plt.Figu
         colour_axes.set_position([right.x1 + 0.012, right.y0, 0.012, right.height])
         if title:
             figure.suptitle(title, y=1.0)
+        notes = [heatmap_significance_note(correlations)]
+        if "avg_persistence_ttk_csv" in rows:
+            notes.append("Average persistence (papers' TTK CSV) counts the global (min, max) pair "
+                         "and halves by the diagram's diagonal rows, so it can move against the "
+                         "plain average persistence (docs/topology.md).")
         blank = correlations[correlations[["pearson_r", "spearman_rho"]].isna().any(axis=1)]
         if len(blank):
-            figure.text(0.01, -0.02, "Blank cells: " + "; ".join(
-                sorted({f"{metric_label(r.other)}: {r.note}" for r in blank.itertuples()})[:3]),
-                fontsize=7, color="0.3", va="top")
+            notes.append("Blank cells: " + "; ".join(
+                sorted({f"{metric_label(r.other)}: {r.note}" for r in blank.itertuples()})[:3]))
+        renderer = figure.canvas.get_renderer()  # below the rotated tick labels, not over them
+        bottom = min(ax.get_tightbbox(renderer).y0 for ax in axes) / figure.bbox.height
+        figure.text(0.01, bottom - 0.02, "\n".join(notes), fontsize=7, color="0.3", va="top")
         return figure
+
+
+def heatmap_significance_note(correlations: pd.DataFrame) -> str:
+    """What a star means in the correlation heatmap, with the number of tests it corrects for."""
+    tests = int(np.isfinite(pd.to_numeric(correlations.get("spearman_p"), errors="coerce")).sum())
+    methods = sorted(set(correlations.get("p_method", pd.Series(dtype=str)).dropna()))
+    exact = (f"; p-values: {' and '.join(methods)}" if methods else "")
+    if "asymptotic" in methods:
+        exact += f" (exact up to n = {EXACT_MAX_N} runs)"
+    return (f"* Benjamini–Hochberg q < {SIGNIFICANCE} over the {tests} pairs of this table{exact}. "
+            "95 % bootstrap intervals of ρ: correlations.csv (spearman_low, spearman_high).")
 
 
 # --- metric against hyperparameter ---------------------------------------------------------
