@@ -48,3 +48,4 @@ check_profile()
 
 onsuccess:
     report_flagged_runs()
+    report_outputs()

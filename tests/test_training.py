@@ -163,3 +163,36 @@ def test_load_trained_restores_the_model_and_its_loss(short_pinn_run, tmp_path):
     assert checkpoint["run_config"] == short_pinn_run and not model.training
     loss_fn, params = problem.loss_function(model)
     assert float(loss_fn(params)) == pytest.approx(read_json(tmp_path / METRICS)["final_train_loss"], rel=1e-6)
+
+
+def test_progress_lines_reach_the_log_with_rate_and_time_left(caplog):
+    """What a job's log shows: a line per epoch for mini-batch training, one every 5 % for a
+    landscape, with the rate, the time left and the loss."""
+    import logging
+
+    from toposweep.progress import ProgressLog, duration_text
+
+    logger = logging.getLogger("toposweep.test_progress")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        lines = ProgressLog(logger, "landscape", 1000, "points", initial=100)
+        for _ in range(9):
+            lines.update(100, loss=0.25)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 9  # 200, 300, ..., 1,000: every 50 points is passed by each update
+    assert messages[0].startswith("landscape: 200/1,000 points (20 %), ")
+    assert messages[-1].startswith("landscape: 1,000/1,000 points (100 %), ")
+    assert "points/s, 0 s left, loss 0.25" in messages[-1]
+    assert duration_text(3.4) == "3 s" and duration_text(245) == "4 min 05 s"
+    assert duration_text(7380) == "2 h 03 min"
+
+
+def test_training_logs_a_line_per_epoch(tmp_path, caplog):
+    import logging
+
+    run = make_runs("resnet20", {**TINY_RESNET, "epochs": 3})[0]
+    with caplog.at_level(logging.INFO, logger="toposweep.problems.base"):
+        train_run(run, tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training:")]
+    assert [line.split(" epochs")[0] for line in lines] == [
+        "training: 1/3", "training: 2/3", "training: 3/3"]
+    assert all(", loss " in line and ", lr " in line and " left" in line for line in lines)

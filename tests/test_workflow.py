@@ -18,8 +18,11 @@ from conftest import REPO
 
 VENV_BIN = Path(sys.executable).parent
 SNAKEMAKE = str(VENV_BIN / "snakemake")
-# Jobs call `python`: the venv's, as for a user with the venv activated.
-ENVIRONMENT = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+# The venv is not activated (its bin is not on PATH), as for a user who runs .venv/bin/snakemake:
+# jobs must find the interpreter and the MPI launcher that run Snakemake. (The Slurm and profile
+# tests run with the venv on PATH, the other way of starting it.)
+ENVIRONMENT = {**os.environ, "PATH": os.pathsep.join(
+    entry for entry in os.environ["PATH"].split(os.pathsep) if Path(entry) != VENV_BIN)}
 
 
 def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -37,7 +40,26 @@ def tiny_sweep(tmp_path_factory) -> Path:
     result = snakemake(workdir, REPO / "tests" / "data" / "tiny_sweep.yaml",
                        "--set-resources", "landscape:tasks=2")
     assert result.returncode == 0, result.stderr[-3000:]
+    (workdir / "snakemake.stderr").write_text(result.stderr)
     return workdir
+
+
+def test_logs_show_progress_and_the_end_says_where_the_results_are(tiny_sweep):
+    """Through logging, whatever the terminal: a line per epoch, landscape lines with rate and
+    time left, Lanczos steps; and the sweep's last lines name the tables and figures."""
+    logs = tiny_sweep / "logs"
+    training = (logs / "resnet" / "lr~0.05" / "seed~0" / "train.log").read_text()
+    assert "training: 1/1 epochs (100 %)" in training and ", loss " in training
+    pinn = (logs / "pinn" / "beta~1" / "seed~0" / "train.log").read_text()
+    assert "training (lbfgs): " in pinn and " loss evaluations, " in pinn
+    landscape = (logs / "pinn" / "beta~1" / "seed~0" / "random2d" / "landscape.log").read_text()
+    assert "landscape: 81/81 points (100 %), " in landscape and " left" in landscape
+    hessian = (logs / "segmentation" / "lr~0.01" / "seed~0" / "hessian.log").read_text()
+    assert "Lanczos (top 2): " in hessian
+    stderr = (tiny_sweep / "snakemake.stderr").read_text()
+    assert "Results:" in stderr
+    assert "pinn (random2d): results/pinn/tables/random2d/summary.csv, figures in " \
+           "results/pinn/figures/random2d/" in stderr
 
 
 def test_tiny_sweep_trains_every_run_and_summarises(tiny_sweep):

@@ -29,6 +29,7 @@ from .directions import (Direction, TrajectoryPlane, flatten, normalize_directio
                          random_directions, trajectory_plane, unflatten)
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
 from .problems.base import LossFunction
+from .progress import ProgressLog
 from .sampling import GridCoefficients, grid_axes, grid_coefficients, landscape_points  # noqa: F401
 from .stage import resolve_device
 
@@ -389,9 +390,11 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
     missing = comm.bcast(missing if comm.rank == 0 else None, root=0)
     mine = missing[comm.rank :: comm.size]
     started = time.perf_counter()
+    already = min(len(coefficients), (len(units) - len(missing)) * (units[0][1] - units[0][0]))
+    lines = ProgressLog(log if comm.rank == 0 else None, "landscape", len(coefficients), "points",
+                        initial=already)
     with tqdm(total=len(coefficients), desc="landscape points", unit="pt",
-              disable=(comm.rank != 0) or None,
-              initial=(len(units) - len(missing)) * (units[0][1] - units[0][0])) as bar:
+              disable=(comm.rank != 0) or None, initial=already) as bar:
         for index in mine:
             begin, end = units[index]
             losses = plan.evaluator(coefficients[begin:end], evaluation["method"],
@@ -400,6 +403,7 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
                 with open(tmp, "wb") as handle:
                     np.save(handle, losses)
             bar.update((end - begin) * comm.size)
+            lines.update((end - begin) * comm.size)  # the other ranks' alike, approximately
     seconds = max(comm.allgather(time.perf_counter() - started))  # the slowest rank's time
     computed = comm.allreduce(sum(units[i][1] - units[i][0] for i in mine))
     comm.Barrier()

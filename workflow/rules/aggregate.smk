@@ -15,7 +15,7 @@ rule summary:
         script=script("aggregate.py"),
         runs=runs_description,
     shell:
-        "python {params.script} summary --runs {params.runs:q}"
+        "{params.script} summary --runs {params.runs:q}"
         " --csv {output.csv} --parquet {output.parquet} > {log} 2>&1"
 
 
@@ -32,5 +32,5 @@ rule correlations:
         script=script("aggregate.py"),
         settings=stage_settings("aggregate"),
     shell:
-        "python {params.script} correlations --summary {input.summary}"
+        "{params.script} correlations --summary {input.summary}"
         " --settings {params.settings:q} --output {output} > {log} 2>&1"

@@ -4,10 +4,13 @@ Every path comes from toposweep.layout (the one owner of the run layout)."""
 import json
 import os
 import re
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
 # The workflow runs the library of this checkout (scripts/ do the same for their jobs).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -69,9 +72,26 @@ wildcard_constraints:
     landscape=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
-def script(name):
-    """Absolute path of a script in scripts/ (so --directory elsewhere still finds it)."""
-    return str(Path(workflow.basedir) / "scripts" / name)
+# Jobs run with the interpreter that runs Snakemake, so `.venv/bin/snakemake` works without an
+# activated venv (and on cluster nodes whose PATH differs); under `--sdm conda` each rule's own
+# environment provides `python`.
+CONDA_JOBS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+PYTHON = "python" if CONDA_JOBS else shlex.quote(sys.executable)
+# The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; the Slurm
+# profiles set resources mpi=srun.
+MPIEXEC = (
+    "mpiexec"
+    if CONDA_JOBS
+    else shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
+)
+
+
+def script(name, mpi=False):
+    """The command that runs a script of scripts/: PYTHON and the script's absolute path (so
+    --directory elsewhere still finds it), through mpi4py for an MPI launcher's ranks.
+    """
+    path = shlex.quote(str(Path(workflow.basedir) / "scripts" / name))
+    return f"{PYTHON} -m mpi4py {path}" if mpi else f"{PYTHON} {path}"
 
 
 def run_of(wildcards):
@@ -328,6 +348,31 @@ def report_flagged_runs():
         print(
             "Runs flagged in the summaries (numbers kept):",
             *flagged,
+            sep="\n",
+            file=sys.stderr,
+        )
+
+
+def report_outputs():
+    """At the end of a sweep: where its tables, figures and logs are, and how to get the
+    report (what a user looks for first)."""
+    lines = []
+    for experiment in EXPERIMENTS:
+        for landscape in LANDSCAPES[experiment]:
+            summary = layout.table(experiment, landscape, "summary.csv")
+            figures = Path(
+                layout.figure(experiment, landscape, "profiles", "png")
+            ).parent
+            if Path(summary).exists():
+                lines.append(
+                    f"  {experiment} ({landscape}): {summary}, figures in {figures}/"
+                )
+    if lines:
+        print(
+            "Results:",
+            *lines,
+            "  logs: logs/; the HTML report: snakemake --report results/report.html "
+            "(with the same --configfile)",
             sep="\n",
             file=sys.stderr,
         )

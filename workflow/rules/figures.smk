@@ -24,7 +24,7 @@ rule correlation_heatmap:
         title=figure_title("correlations over finished runs"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} correlations --correlations {input.correlations}"
+        "{params.script} correlations --correlations {input.correlations}"
         " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
@@ -51,7 +51,7 @@ rule metric_panels:
         title=figure_title("topology, test and Hessian metrics"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} panels --summary {input.summary}"
+        "{params.script} panels --summary {input.summary}"
         " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
@@ -83,7 +83,7 @@ rule seed_heatmap:
         title=figure_title("test metric and landscape profile per run"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} seeds --summary {input.summary}"
+        "{params.script} seeds --summary {input.summary}"
         " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
@@ -117,7 +117,7 @@ rule landscape_profiles:
         title=figure_title("the basins of every run"),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} profiles --summary {input.summary}"
+        "{params.script} profiles --summary {input.summary}"
         " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 
@@ -152,7 +152,7 @@ rule run_panel:
         ),
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "python {params.script} run {params.files} --settings {params.settings:q}"
+        "{params.script} run {params.files} --settings {params.settings:q}"
         " --problem {params.problem:q} --title {params.title:q}"
         " --output {output.png} {output.pdf} > {log} 2>&1"
 

@@ -17,7 +17,7 @@ rule hessian:
         settings=stage_settings("hessian"),
         run=run_json,
     shell:
-        "python {params.script} --checkpoint {input.checkpoint} --train-metrics {input.metrics}"
+        "{params.script} --checkpoint {input.checkpoint} --train-metrics {input.metrics}"
         " --run {params.run:q} --hessian {output.hessian} --eigenvectors {output.eigenvectors}"
         " --density {output.density} --settings {params.settings:q} --threads {threads}"
         " > {log} 2>&1"

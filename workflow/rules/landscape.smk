@@ -13,10 +13,10 @@ rule landscape:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mpi="mpiexec",
+        mpi=MPIEXEC,
         tasks=1,
     params:
-        script=script("sample_landscape.py"),
+        script=script("sample_landscape.py", mpi=True),
         settings=landscape_settings,
         run=run_json,
         directions=lambda wildcards, input: " ".join(
@@ -25,7 +25,7 @@ rule landscape:
             if key in input.keys()
         ),
     shell:
-        "{resources.mpi} -n {resources.tasks} python -m mpi4py {params.script}"
+        "{resources.mpi} -n {resources.tasks} {params.script}"
         " --checkpoint {input.checkpoint} --output {output.landscape}"
         " --train-metrics {input.train_metrics} --settings {params.settings:q}"
         " --run {params.run:q} {params.directions}"
@@ -44,4 +44,4 @@ rule landscape_vti:
     params:
         script=script("export_vti.py"),
     shell:
-        "python {params.script} {input.landscape} {output.vti} > {log} 2>&1"
+        "{params.script} {input.landscape} {output.vti} > {log} 2>&1"

@@ -14,6 +14,6 @@ rule topology:
         script=script("topology.py"),
         settings=stage_settings("topology"),
     shell:
-        "python {params.script} --landscape {input.landscape} --topology {output.topology}"
+        "{params.script} --landscape {input.landscape} --topology {output.topology}"
         " --persistence {output.persistence} --merge-tree {output.merge_tree}"
         " --profile {output.profile} --settings {params.settings:q} > {log} 2>&1"

@@ -13,7 +13,7 @@ rule train:
         script=script("train.py"),
         run=run_json,
     shell:
-        "python {params.script} --run {params.run:q} --checkpoint {output.checkpoint}"
+        "{params.script} --run {params.run:q} --checkpoint {output.checkpoint}"
         " --metrics {output.metrics} --curve {output.curve}"
         " --predictions {output.predictions} --trajectory {output.trajectory}"
         " --threads {threads} > {log} 2>&1"
@@ -38,4 +38,4 @@ rule train_summary:
     params:
         script=script("train_summary.py"),
     shell:
-        "python {params.script} --output {output} {input.metrics} > {log} 2>&1"
+        "{params.script} --output {output} {input.metrics} > {log} 2>&1"

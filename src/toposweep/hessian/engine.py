@@ -14,6 +14,7 @@ cached 534, cached and batched 4 at a time 631 (batching does not pay for large 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -25,6 +26,9 @@ from tqdm.auto import tqdm
 
 from ..parameters import flatten, unflatten_shapes
 from ..problems.base import LossFunction
+from ..progress import ProgressLog
+
+log = logging.getLogger(__name__)
 
 
 # Batched HVPs (vmap over the backward pass) pay off for small models only (measured above).
@@ -207,6 +211,8 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
     q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
     scale = np.zeros(runs)
     steps = 0
+    lines = ProgressLog(log, description, max_steps, "Hessian-vector products" if runs == 1
+                        else f"steps of {runs} runs", fraction=0.1)  # at most: it may converge
     with tqdm(total=max_steps, desc=description, disable=None, leave=False) as progress:
         for j in range(max_steps):
             if j == basis.shape[1]:
@@ -223,6 +229,7 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
             scale = np.maximum(scale, np.abs(alpha[:, j]) + beta[:, j])
             steps = j + 1
             progress.update()
+            lines.update()
             if stop is not None and stop(LanczosRun(alpha[:, :steps], beta[:, :steps],
                                                     basis[:, :steps])):
                 break
@@ -238,6 +245,7 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, max_steps: int,
                 norms = torch.linalg.vector_norm(w, dim=1)
                 beta[broken, j] = 0.0
             q = w / norms[:, None]
+        lines.finish()  # converged before max_steps: say where it stopped
     return LanczosRun(alpha[:, :steps], beta[:, :steps], basis[:, :steps])
 
 

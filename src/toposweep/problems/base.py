@@ -21,6 +21,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..io import CorruptFile, UnsafeFile, load_torch_file, save_torch_file
+from ..progress import ProgressLog
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -264,6 +265,7 @@ def train_epochs(
             log.warning("ignoring %s: it belongs to other settings", resume_path)
     epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
                      disable=None)  # silent when stderr is no terminal
+    lines = ProgressLog(log, "training", epochs, "epochs", fraction=0, initial=start_epoch)
     for epoch in epoch_bar:
         model.train()
         order = torch.randperm(n_samples, generator=generator)
@@ -281,6 +283,7 @@ def train_epochs(
             schedule.step()
         curve.end_epoch(model)
         epoch_bar.set_postfix(loss=f"{value:.3g}")
+        lines.update(1, loss=value, lr=optimizer.param_groups[0]["lr"])
         if resume_path is not None:
             save_torch_file(resume_path, {
                 "key": state_key, "epoch": epoch + 1, "step": step, "model": model.state_dict(),

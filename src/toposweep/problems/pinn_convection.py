@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -10,12 +11,14 @@ import lazy_loader
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..progress import ProgressLog
 from .base import Problem, TrainingCurve, check_finite, detached_parameters, settings_from_yaml
 
 if TYPE_CHECKING:
     from torch import nn
 
 torch = lazy_loader.load("torch")  # imported on first use: validating a config needs no torch
+log = logging.getLogger(__name__)
 
 FieldFunction = Callable[["torch.Tensor"], "torch.Tensor"]
 
@@ -132,6 +135,10 @@ class PinnConvection(Problem):
         """
         s = self.settings
         evaluations = 0
+        # L-BFGS stops on its tolerances: no total, a line every 500 loss evaluations
+        total = s["max_iter"] if s["optimizer"] == "adam" else None
+        lines = ProgressLog(log, f"training ({s['optimizer']})", total, "loss evaluations",
+                            every=None if total else 500)
         # silent when stderr is not a terminal (Snakemake logs)
         with tqdm(desc="loss evaluations", disable=None) as progress:
             def closure() -> torch.Tensor:
@@ -146,6 +153,7 @@ class PinnConvection(Problem):
                 evaluations += 1
                 progress.update()
                 progress.set_postfix(loss=f"{values['loss']:.3g}", refresh=False)
+                lines.update(1, loss=values["loss"])
                 return terms["loss"]
 
             if s["optimizer"] == "lbfgs":
@@ -160,6 +168,7 @@ class PinnConvection(Problem):
                 for _ in range(s["max_iter"]):
                     optimizer.step(closure)
         final = self.loss_terms(model)
+        lines.finish(loss=float(final["loss"].detach()))
         check_finite(final["loss"], evaluations)
         return {f"final_train_{k}": float(v.detach()) for k, v in final.items()}
 
