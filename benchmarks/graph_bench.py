@@ -10,7 +10,7 @@ after a warm-up call that loads the numba cache, median of 3 calls each of:
 * merge tree + simplify (1 % of the value range) + tree_metrics, on each graph;
 * landscape profile of the simplified tree, on each graph.
 
-Landscaper 1.3.1 (run only when its separate venv /work/venvs/landscaper exists; it is never a
+Landscaper 1.3.1 (run only when its separate venv exists, LANDSCAPER_PYTHON; it is never a
 toposweep dependency) builds its merge tree on nglpy's EmptyRegionGraph(beta=1, relaxed=False,
 p=2) with no neighbour limit: the exact Gabriel graph by brute force. That construction is timed
 in a child process of the Landscaper venv's python (threads pinned to 1) on the same points for
@@ -43,12 +43,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from toposweep.io import write_json  # noqa: E402
+from topology_bench import seconds_text  # noqa: E402  (benchmarks/ is this script's folder)
 
 NDIM, K, REPEATS, SEED = 10, 15, 3, 0
 N_WELLS, WELL_WIDTH = 8, 0.3
 SIMPLIFY_RELATIVE = 0.01
 GOAL_SECONDS = 60.0
-LANDSCAPER_PYTHON = Path("/work/venvs/landscaper/bin/python")
+# The separate venv's interpreter (docs/topology.md says how to make it): LANDSCAPER_PYTHON.
+LANDSCAPER_PYTHON = Path(os.environ.get("LANDSCAPER_PYTHON", "/work/venvs/landscaper/bin/python"))
 LANDSCAPER_LIMIT_SECONDS = 120.0
 PRUNES = ("none", "gabriel", "relative_neighbourhood")
 PINNED_THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -260,10 +262,6 @@ def main() -> None:
     write_json(args.output, report)
     print(markdown_table(report))
     print(f"\nwrote {args.output}")
-
-
-def seconds_text(seconds: float) -> str:
-    return f"{1000 * seconds:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def markdown_table(report: dict) -> str:
