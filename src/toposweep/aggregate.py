@@ -428,17 +428,17 @@ CORRELATION_COLUMNS = ["topology_metric", "other", "other_kind", "n", "pearson_r
 
 
 def seed_statistics(table: pd.DataFrame, parameter: str, metric: str) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; NaN for one seed) and count over the finished seeds of
+    """Mean, standard deviation (ddof 1; NaN for one seed), min, max and count over the finished seeds of
     `metric` at each value of `parameter` (other swept parameters as extra group keys)."""
     others = [p for p in swept_parameters(table) if p != parameter]
     done = finished(table)
     if metric not in done.columns:
-        return pd.DataFrame(columns=[*others, parameter, "mean", "sd", "n"])
+        return pd.DataFrame(columns=[*others, parameter, "mean", "sd", "min", "max", "n"])
     values = done[[*others, parameter, metric]].copy()
     values[metric] = pd.to_numeric(values[metric], errors="coerce")
     values = values[np.isfinite(values[metric])]
     grouped = values.groupby([*others, parameter], sort=True)[metric]
-    return grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    return grouped.agg(mean="mean", sd="std", min="min", max="max", n="count").reset_index()
 
 
 def is_log_spaced(values: Iterable[float]) -> bool:

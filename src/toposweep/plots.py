@@ -36,6 +36,7 @@ from .statistics import EXACT_MAX_N, SIGNIFICANCE  # noqa: E402
 from .schema import stage_settings  # noqa: E402
 
 WIDE_RANGE = 100.0  # positive values spanning more than this factor get a log axis
+PANEL_LOG_RANGE = 10.0  # the metric panels' y axis: λ₁ or the trace across a sweep span 75x
 PAPER_CONTEXT = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
                  "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
 
@@ -190,7 +191,8 @@ def metric_panels(
 ) -> plt.Figure:
     """One panel per metric against `parameter`: mean ± sd over seeds (finished runs), seeds as
     dots; one line per combination of the other swept parameters. Log x when the swept values
-    are log-spaced (or as `log_x` says), log y when a metric spans more than WIDE_RANGE."""
+    are log-spaced (or as `log_x` says), log y when a metric spans more than PANEL_LOG_RANGE,
+    with min-max bars there (mean - sd can be below zero)."""
     with plt.rc_context(PAPER_CONTEXT):
         rows = max(1, math.ceil(len(metrics) / columns))
         figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.9 * rows),
@@ -207,21 +209,28 @@ def metric_panels(
                 message_axes(ax, f"{metric_label(metric)}:\nno finished run has this metric",
                              metric_label(metric))
                 continue
+            positive = pd.to_numeric(done[metric], errors="coerce")
+            positive = positive[np.isfinite(positive)]
+            log_y = bool(len(positive) and positive.min() > 0
+                         and positive.max() / positive.min() > PANEL_LOG_RANGE)
             groups = stats.groupby(others, sort=True) if others else [((), stats)]
             for colour, (key, group) in zip(palette, groups):
                 key = key if isinstance(key, tuple) else (key,)
                 label = ", ".join(f"{metric_label(o)} = {k}" for o, k in zip(others, key)) or None
-                ax.errorbar(group[parameter], group["mean"], yerr=group["sd"].fillna(0),
+                # on a log axis mean - sd can be negative: the bars span the seeds' min to max
+                error = ([group["mean"] - group["min"], group["max"] - group["mean"]] if log_y
+                         else group["sd"].fillna(0))
+                ax.errorbar(group[parameter], group["mean"], yerr=error,
                             marker="o", ms=4, capsize=3, lw=1.4, color=colour, label=label)
                 seeds = done
                 for other, value in zip(others, key):
                     seeds = seeds[seeds[other] == value]
                 ax.scatter(seeds[parameter], pd.to_numeric(seeds[metric], errors="coerce"),
                            s=10, color=colour, alpha=0.45, zorder=3, linewidths=0)
-            positive = pd.to_numeric(done[metric], errors="coerce")
-            positive = positive[np.isfinite(positive)]
-            if len(positive) and positive.min() > 0 and positive.max() / positive.min() > WIDE_RANGE:
+            if log_y:
                 ax.set_yscale("log")
+                if stats["n"].max() > 1:
+                    ax.set_title("bars: min–max over seeds", fontsize=7, color="0.35")
             if log_x:
                 ax.set_xscale("log")
                 values = sorted(pd.to_numeric(done[parameter], errors="coerce").dropna().unique())
@@ -237,9 +246,10 @@ def metric_panels(
         n_seeds = done.groupby(parameter)["seed"].nunique()
         seeds_text = (f"{n_seeds.min()}" if len(n_seeds) and n_seeds.min() == n_seeds.max()
                       else f"{n_seeds.min()}–{n_seeds.max()}" if len(n_seeds) else "0")
-        plural = "" if seeds_text == "1" else "s"
-        figure.suptitle((title + "\n" if title else "")
-                        + f"mean ± sd over {seeds_text} seed{plural} per value (dots: single seeds)")
+        subtitle = ("one seed per value" if seeds_text == "1" else
+                    f"mean ± sd over {seeds_text} seeds per value (dots: single seeds; log axes: "
+                    "min–max bars)")
+        figure.suptitle((title + "\n" if title else "") + subtitle)
         return figure
 
 
