@@ -281,11 +281,12 @@ def test_landscape_profiles_put_every_run_on_one_shared_loss_axis(experiment, tm
             ax = cells[f"profile beta={beta} seed={seed}"]
             run = next(r for r in runs if r.swept["beta"] == beta and r.seed == seed)
             n_minima = read_json(run.directory / "topology.json")["metrics"]["n_minima"]
-            n_basins = len(read_json(run.directory / "profile.json")["basins"])
+            n_saddles = read_json(run.directory / "topology.json")["metrics"]["n_saddles"]
             assert ax.get_xlabel() == (f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
-                                       f"{n_basins} basin{'' if n_basins == 1 else 's'}")
+                                       f"{n_saddles} saddle{'' if n_saddles == 1 else 's'}")
             assert ax.images[0].get_extent() == pytest.approx([0, 121, low, high])  # 11 x 11 grid
-    assert cells["profile beta=4 seed=0"].get_xlabel() == "5 minima · 9 basins"
+    assert cells["profile beta=4 seed=0"].get_xlabel() == "5 minima · 4 saddles"
+    assert cells["profile beta=1 seed=0"].get_xlabel() == "1 minimum · 0 saddles"
     assert axes_texts(cells["profile beta=8 seed=0"]) == "diverged"
     assert axes_texts(cells["profile beta=8 seed=1"]).startswith("missing\ntrain_metrics.json")
     assert [cells[f"profile beta={b} seed=0"].get_title() for b in (1, 2, 4, 8)] == [
@@ -355,7 +356,7 @@ def test_landscape_profiles_keep_runs_of_another_swept_parameter_apart(experimen
     assert sorted(cells) == sorted(f"profile beta={b} lr={lr} seed=0" for b in (1, 4)
                                    for lr in (0.1, 0.01))
     assert cells["profile beta=1 lr=0.01 seed=0"].get_ylabel() == "lr = 0.01\nseed 0\nloss"
-    assert cells["profile beta=4 lr=0.1 seed=0"].get_xlabel() == "5 minima · 9 basins"
+    assert cells["profile beta=4 lr=0.1 seed=0"].get_xlabel() == "5 minima · 4 saddles"
     with pytest.raises(ValueError, match="lr vary besides 'beta'"):
         plots.landscape_profiles(table, "beta", {(b, s): p for (b, _, s), p in profiles.items()})
 

@@ -407,7 +407,7 @@ def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_hei
     ax.legend(loc="lower right", fontsize=7)
     n_minima = sum(node["type"] == "minimum" for node in tree["nodes"])
     n_saddles = sum(node["type"] == "saddle" for node in tree["nodes"])
-    ax.set_title(f"merge tree ({n_minima} minima, {n_saddles} saddles)")
+    ax.set_title(f"merge tree ({counts_text(n_minima, n_saddles).replace(' ·', ',')})")
 
 
 def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | None,
@@ -505,7 +505,14 @@ def draw_profile(ax, data: Mapping[str, Any], scale: LossScale, vertices: str = 
     ax.set_xlabel(f"{vertices} below the level")
     for colour_bar in set(ax.figure.axes) - before:
         colour_bar.set_ylabel(scale.label)
-    ax.set_title(f"landscape profile ({profile.n_basins} basins)")
+    ax.set_title(f"landscape profile ({counts_text(len(data['minima']), len(data['saddles']))})")
+
+
+def counts_text(n_minima: int, n_saddles: int) -> str:
+    """'1 minimum · 0 saddles', '5 minima · 4 saddles': what a profile shows, in words that
+    match (its bands are merge-tree arcs, not basins of minima, so they are not counted)."""
+    return (f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
+            f"{n_saddles} saddle{'' if n_saddles == 1 else 's'}")
 
 
 def draw_spectral_density(ax, density: pd.DataFrame, eigenvalues: Sequence[float]) -> None:
@@ -986,7 +993,7 @@ def landscape_profiles(
     they vary too: `profiles` is then keyed by (value, *others, seed), see `load_profiles`).
     Every profile shares one loss axis (LossScale over all runs), so the depth, width and
     branching of the basins compare across values; each is labelled with its number of minima
-    and basins. Runs without a profile show their status. `landscape` (the landscape settings,
+    and saddles. Runs without a profile show their status. `landscape` (the landscape settings,
     see `landscape_settings`) names the dimension and directions in the title; without it the
     dimension comes from the summary's `landscape_dimensions`."""
     others = other_varied_parameters(table, parameter)
@@ -1031,8 +1038,7 @@ def landscape_profiles(
                     # band edges turn the profile black
                     draw_profile_outline(ax, profile, scale, norm, colormap,
                                          linewidth=0.3 if n_basins <= 40 else 0.12)
-                    ax.set_xlabel(f"{n_minima} minim{'um' if n_minima == 1 else 'a'} · "
-                                  f"{n_basins} basin{'' if n_basins == 1 else 's'}", fontsize=7.5,
+                    ax.set_xlabel(counts_text(n_minima, len(profile["saddles"])), fontsize=7.5,
                                   labelpad=2)
                     mark_flagged(ax, runs.get(key))
                     ax.set_xticks([])
