@@ -126,6 +126,24 @@ def problem_info(wildcards):
     return json.dumps(PROBLEMS[problem].describe(), sort_keys=True)
 
 
+def run_title(wildcards):
+    """Params function: a run panel's title in words, e.g. "pinn (random2d): β = 10, seed 0"
+    (the problem's short labels for the swept settings, not the folder name beta~10)."""
+    run = run_of(wildcards)
+    labels = PROBLEMS[run.problem].short_labels
+    point = ", ".join(
+        (
+            f"{labels.get(key, key)} = {value:g}"
+            if isinstance(value, float)
+            else f"{labels.get(key, key)} = {value}"
+        )
+        for key, value in run.swept.items()
+    )
+    parts = [point] if point else []
+    parts.append(f"seed {wildcards.seed}")
+    return f"{wildcards.experiment} ({wildcards.landscape}): {', '.join(parts)}"
+
+
 def experiment_runs(experiment):
     """The experiment's runs, in config order."""
     return [run for run in RUNS.values() if run.experiment == experiment]

@@ -147,9 +147,7 @@ rule run_panel:
         settings=stage_settings("figures"),
         problem=problem_info,
         files=option_list,
-        title=lambda wildcards: (
-            f"{wildcards.experiment} ({wildcards.landscape}): {wildcards.point}, seed {wildcards.seed}"
-        ),
+        title=run_title,
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
         "{params.script} run {params.files} --settings {params.settings:q}"
