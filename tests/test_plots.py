@@ -136,6 +136,30 @@ def test_run_panel_of_scattered_samples_shows_their_projection_and_radial_loss(e
         "10-D landscapes (top-10 Hessian directions), 2,048 sobol samples")
 
 
+def test_run_panel_draws_only_the_30_most_persistent_minima_of_a_busy_tree(experiment, tmp_path):
+    from toposweep.topology import merge_tree, write_topology_outputs
+
+    _, runs, _ = experiment
+    directory = tmp_path / "busy"
+    shutil.copytree(runs[4].directory, directory)
+    loss = np.random.default_rng(0).normal(size=(41, 41))  # hundreds of minima
+    axes = [np.linspace(-1, 1, 41)] * 2
+    write_landscape(directory / "landscape.h5", loss, axes, attrs={"status": "ok"})
+    write_topology_outputs(loss, directory, connectivity="axis", axes=axes)
+    n_minima = read_json(directory / "topology.json")["metrics"]["n_minima"]
+    assert n_minima > 100
+    shown = plots.display_tree(read_landscape(directory / "landscape.h5"),
+                               {"connectivity": "axis"})
+    minima = [node for node in shown["nodes"] if node["type"] == "minimum"]
+    assert len(minima) == 30  # continuous values: no ties at the cut
+    persistence = np.sort(merge_tree(loss, "axis").persistence)[::-1]
+    kept = {node["vertex"] for node in minima}
+    assert merge_tree(loss, "axis").global_minimum_vertex in kept
+    figure = plots.run_panel(panel_files(directory), "busy", "field")
+    assert f"merge tree: the 30 most persistent of {n_minima} minima" in figure_texts(figure)
+    assert persistence[28] > persistence[29]  # the cut: 29 pairs kept, the 30th pair's gone
+
+
 def test_run_panel_of_a_diverged_run_says_why_instead_of_crashing(experiment, tmp_path):
     _, runs, _ = experiment
     figure = plots.run_panel(panel_files(runs[6].directory), "diverged", "field")

@@ -505,7 +505,43 @@ def draw_profile(ax, data: Mapping[str, Any], scale: LossScale, vertices: str = 
     ax.set_xlabel(f"{vertices} below the level")
     for colour_bar in set(ax.figure.axes) - before:
         colour_bar.set_ylabel(scale.label)
-    ax.set_title(f"landscape profile ({counts_text(len(data['minima']), len(data['saddles']))})")
+    ax.set_title(f"landscape profile ({counts_text(*profile_counts(data))})")
+
+
+MAX_DRAWN_MINIMA = 30  # more is an unreadable comb at a panel's width
+
+
+def _count(tree: Mapping[str, Any], node_type: str) -> int:
+    return sum(node["type"] == node_type for node in tree["nodes"])
+
+
+def display_tree(landscape, settings: Mapping[str, Any], keep: int = MAX_DRAWN_MINIMA
+                 ) -> dict[str, Any] | None:
+    """The merge tree simplified for drawing to its `keep` most persistent minima (the
+    threshold is the keep-1-th largest persistence; ties may keep a few more), rebuilt from the
+    landscape with the topology stage's own settings. The files keep the full tree."""
+    from .topology import graph_merge_tree, merge_tree, neighbourhood_graph, simplify
+    from .topology.outputs import GRAPH_PRUNE_RULES
+
+    if landscape.scattered:
+        graph = settings.get("graph", "gabriel")
+        indptr, indices = neighbourhood_graph(landscape.samples, settings.get("neighbours", 16),
+                                              GRAPH_PRUNE_RULES[graph])
+        tree = graph_merge_tree(landscape.loss, indptr, indices, graph)
+    else:
+        tree = merge_tree(landscape.loss, settings.get("connectivity", "freudenthal"))
+    # the stage's own threshold removed only pairs below the keep-1-th largest persistence
+    persistence = np.sort(tree.persistence[np.isfinite(tree.persistence)])[::-1]
+    if len(persistence) < keep:
+        return None
+    simplified = simplify(tree, float(persistence[keep - 2]))
+    return simplified.to_dict(landscape.axes or None, landscape.samples)
+
+
+def profile_counts(profile: Mapping[str, Any]) -> tuple[int, int]:
+    """(minima, saddles) of a profile.json; a saddle where several basins merge (a multi-saddle,
+    common on graphs) is one saddle, as in topology.json's n_saddles."""
+    return len(profile["minima"]), len({saddle["node"] for saddle in profile["saddles"]})
 
 
 def counts_text(n_minima: int, n_saddles: int) -> str:
@@ -751,7 +787,13 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             nonfinite_height = (float(scale(profile["nonfinite_height"]))
                                 if profile.get("nonfinite_height") is not None
                                 else float(scale(value_max)))
-            draw_merge_tree(figure.add_subplot(slots[2]), tree, scale, nonfinite_height)
+            tree_ax = figure.add_subplot(slots[2])
+            shown = (display_tree(landscape, topology["settings"]) if landscape_ok
+                     and topology["metrics"]["n_minima"] > MAX_DRAWN_MINIMA else None)
+            draw_merge_tree(tree_ax, shown or tree, scale, nonfinite_height)
+            if shown is not None:
+                tree_ax.set_title(f"merge tree: the {_count(shown, 'minimum')} most persistent of "
+                                  f"{topology['metrics']['n_minima']} minima")
             pairs = pd.read_csv(paths["persistence"])
             draw_persistence_diagram(figure.add_subplot(slots[3]), pairs,
                                      topology["global_minimum"]["value"], scale, value_max)
@@ -1033,12 +1075,12 @@ def landscape_profiles(
                                        f"seed={row_key[-1]}"]))
                 profile = profiles.get(key)
                 if profile and profile.get("basins"):
-                    n_minima, n_basins = len(profile["minima"]), len(profile["basins"])
+                    n_basins = len(profile["basins"])
                     # hundreds of basins (4-D landscapes): thinner outlines, or the stacked
                     # band edges turn the profile black
                     draw_profile_outline(ax, profile, scale, norm, colormap,
                                          linewidth=0.3 if n_basins <= 40 else 0.12)
-                    ax.set_xlabel(counts_text(n_minima, len(profile["saddles"])), fontsize=7.5,
+                    ax.set_xlabel(counts_text(*profile_counts(profile)), fontsize=7.5,
                                   labelpad=2)
                     mark_flagged(ax, runs.get(key))
                     ax.set_xticks([])
