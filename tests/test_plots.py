@@ -160,6 +160,18 @@ def test_run_panel_draws_only_the_30_most_persistent_minima_of_a_busy_tree(exper
     assert persistence[28] > persistence[29]  # the cut: 29 pairs kept, the 30th pair's gone
 
 
+def test_run_panel_without_a_prediction_plot_lists_the_runs_numbers(experiment, tmp_path):
+    """A ResNet-like problem (no run_panel_plot): its test metric, λ₁ and counts in the slots."""
+    _, runs, _ = experiment
+    figure = plots.run_panel(panel_files(runs[4].directory), "numbers", None)
+    text = figure_texts(figure)
+    metrics = read_json(runs[4].directory / "train_metrics.json")
+    assert "the run's numbers" in text and plots.metric_label("test_relative_l2") in text
+    assert plots._format_value(metrics["test_relative_l2"]) in text
+    assert plots.metric_label("top_eigenvalue") in text and "400" in text
+    assert_written(figure, tmp_path, "numbers")
+
+
 def test_run_panel_of_a_diverged_run_says_why_instead_of_crashing(experiment, tmp_path):
     _, runs, _ = experiment
     figure = plots.run_panel(panel_files(runs[6].directory), "diverged", "field")

@@ -839,9 +839,9 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             draw_solution(pred_ax, predictions, "u_pred", predicted_title, norm)
             mesh = draw_solution(exact_ax, predictions, "u_exact", "exact u(x, t) = sin(x − βt)", norm)
             figure.colorbar(mesh, ax=[pred_ax, exact_ax], label="u", shrink=0.85)
-        else:
-            for slot in slots[7:]:
-                figure.add_subplot(slot).set_visible(False)
+        else:  # nothing to draw of the predictions: the run's numbers instead of blank slots
+            draw_run_numbers(figure.add_subplot(slots[7]), metrics, hessian, topology)
+            figure.add_subplot(slots[8]).set_visible(False)
 
         status = metrics.get("status", "?") if metrics else "missing (no train_metrics.json)"
         heading = title or str(files.get("train_metrics", ""))
@@ -849,6 +849,34 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             heading += f" — training status: {status}"
         figure.suptitle(heading, fontsize=11, color="black" if status == "ok" else "tab:red")
         return figure
+
+
+def draw_run_numbers(ax, metrics: Mapping[str, Any] | None, hessian: Mapping[str, Any] | None,
+                     topology: Mapping[str, Any] | None) -> None:
+    """A table of the run's numbers: its test and training metrics (e.g. a ResNet's accuracy),
+    λ₁ and the trace, and the topology counts, for problems whose predictions are not drawn."""
+    rows = []
+    for key, value in (metrics or {}).items():
+        if (key.startswith("test_") or key.startswith("final_train")) and isinstance(value, float):
+            rows.append((metric_label(key), _format_value(value)))
+    if hessian and hessian.get("status") == "ok":
+        rows += [(metric_label(k), _format_value(hessian[k])) for k in ("top_eigenvalue", "trace")
+                 if isinstance(hessian.get(k), float)]
+    if topology and topology.get("status") == "ok":
+        rows += [(metric_label(k), _format_value(topology["metrics"][k]))
+                 for k in ("n_minima", "n_saddles", "avg_persistence", "smad")
+                 if k in topology["metrics"]]
+    ax.axis("off")
+    ax.set_title("the run's numbers")
+    if not rows:
+        ax.text(0.5, 0.5, "no numbers: the run did not finish", ha="center", va="center")
+        return
+    step = min(0.09, 0.9 / len(rows))
+    for index, (name, value) in enumerate(rows):
+        y = 0.95 - index * step
+        ax.text(0.02, y, name, ha="left", va="top", fontsize=9, transform=ax.transAxes)
+        ax.text(0.98, y, value, ha="right", va="top", fontsize=9, fontweight="bold",
+                transform=ax.transAxes)
 
 
 def _read_optional_json(path: Path | None) -> dict[str, Any] | None:
