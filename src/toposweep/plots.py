@@ -405,8 +405,7 @@ def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_hei
     ax.set_xlabel("minima (depth-first order)")
     ax.set_ylabel(scale.label)
     ax.legend(loc="lower right", fontsize=7)
-    n_minima = sum(node["type"] == "minimum" for node in tree["nodes"])
-    n_saddles = sum(node["type"] == "saddle" for node in tree["nodes"])
+    n_minima, n_saddles = _count(tree, "minimum"), _count(tree, "saddle")
     ax.set_title(f"merge tree ({counts_text(n_minima, n_saddles).replace(' ·', ',')})")
 
 
@@ -520,14 +519,12 @@ def display_tree(landscape, settings: Mapping[str, Any], keep: int = MAX_DRAWN_M
     """The merge tree simplified for drawing to its `keep` most persistent minima (the
     threshold is the keep-1-th largest persistence; ties may keep a few more), rebuilt from the
     landscape with the topology stage's own settings. The files keep the full tree."""
-    from .topology import graph_merge_tree, merge_tree, neighbourhood_graph, simplify
-    from .topology.outputs import GRAPH_PRUNE_RULES
+    from .topology import graph_topology, merge_tree, simplify
+    from .topology.graph import PRUNE_OF_GRAPH
 
     if landscape.scattered:
-        graph = settings.get("graph", "gabriel")
-        indptr, indices = neighbourhood_graph(landscape.samples, settings.get("neighbours", 16),
-                                              GRAPH_PRUNE_RULES[graph])
-        tree = graph_merge_tree(landscape.loss, indptr, indices, graph)
+        tree = graph_topology(landscape.samples, landscape.loss, settings.get("neighbours", 16),
+                              PRUNE_OF_GRAPH[settings.get("graph", "gabriel")])
     else:
         tree = merge_tree(landscape.loss, settings.get("connectivity", "freudenthal"))
     # the stage's own threshold removed only pairs below the keep-1-th largest persistence

@@ -38,6 +38,8 @@ GRAPH_NAMES = {
     "gabriel": "gabriel",
     "relative_neighbourhood": "relative_neighbourhood",
 }
+# the prune rule of each graph name (the config's `topology.graph`)
+PRUNE_OF_GRAPH = {name: prune for prune, name in GRAPH_NAMES.items()}
 
 
 # --- CSR adjacency -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import toposweep
 from toposweep.schema import stage_settings
 from toposweep.io import file_sha256, json_attribute, read_landscape, write_json, write_text
 from toposweep.layout import TopologyFiles
-from toposweep.topology.graph import neighbourhood_graph
+from toposweep.topology.graph import PRUNE_OF_GRAPH, neighbourhood_graph
 from toposweep.topology.merge_tree import (
     graph_merge_tree,
     merge_tree,
@@ -27,9 +27,6 @@ from toposweep.topology.loops import (LoopPairs, loop_metrics, loop_pairs,
 from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
 
-# topology.graph names the graph; neighbourhood_graph names its pruning rule
-GRAPH_PRUNE_RULES = {"knn": "none", "gabriel": "gabriel",
-                     "relative_neighbourhood": "relative_neighbourhood"}
 NONFINITE_POLICY = (
     "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
 )
@@ -104,7 +101,7 @@ def write_topology_outputs(
         if grid.ndim != 1 or len(samples) != grid.size:
             raise ValueError(f"{grid.size} losses of shape {grid.shape} for {len(samples)} samples")
         axes, samples = None, np.asarray(samples, dtype=np.float64)
-        indptr, indices = neighbourhood_graph(samples, neighbours, GRAPH_PRUNE_RULES[graph])
+        indptr, indices = neighbourhood_graph(samples, neighbours, PRUNE_OF_GRAPH[graph])
         graph_settings = {"connectivity": graph, "graph": graph, "neighbours": int(neighbours),
                           "mean_degree": float(indices.size / grid.size),
                           "graph_seconds": time.perf_counter() - start}
