@@ -19,6 +19,10 @@ include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+report: report_text()
 
 
 # Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs.
@@ -33,6 +37,7 @@ localrules:
     landscape_profiles,
     run_panel,
     paper_figures,
+    report_overview,
 
 
 rule all:
@@ -41,6 +46,7 @@ rule all:
         all_tables(),
         all_topology(),
         rules.paper_figures.input,
+        layout.report_overview(),
 
 
 check_profile()

@@ -266,3 +266,35 @@ def test_validating_the_default_config_imports_no_torch(tmp_path):
                 if line.startswith("import time:")]
     assert "toposweep.config" in imported and "toposweep.datasets" in imported  # problems read
     assert not [name for name in imported if name == "torch" or name.startswith("torch.")]
+
+
+def report_data(html: str, variable: str) -> dict:
+    """A JSON variable of Snakemake's report page (`var results = {...};`)."""
+    start = html.index(f"var {variable} = ") + len(f"var {variable} = ")
+    return json.JSONDecoder().raw_decode(html[start:])[0]
+
+
+def test_the_report_opens_on_the_sweep_and_labels_each_run_with_its_numbers(tiny_sweep):
+    """Landing page: what was swept, every run's numbers, the headline correlations. Run panels
+    carry their numbers as labels (in numeric order: lr 0.001 before 0.01) and in the caption."""
+    overview = (tiny_sweep / "results" / "report_overview.rst").read_text()
+    assert "segmentation: landscape hessian2d" in overview and "regression_nd: landscape hessian10d" in overview
+    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", "--report",
+                       "results/report.zip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(tiny_sweep / "results" / "report.zip") as archive:
+        html = archive.read("report/report.html").decode()
+    landing = report_data(html, "workflow_desc")
+    assert "Swept: unet_crf, lr ∈ {0.01, 0.001}" in landing
+    assert "Spearman tests are significant at q &lt; 0.05" in landing
+    panels = {path: entry for path, entry in report_data(html, "results").items() if "/runs/" in path}
+    first = panels["results/segmentation/figures/hessian2d/runs/lr~0.001_seed~0.png"]
+    second = panels["results/segmentation/figures/hessian2d/runs/lr~0.01_seed~0.png"]
+    assert (first["labels"]["#"], second["labels"]["#"]) == ("1", "2")
+    summary = pd.read_csv(tiny_sweep / "results" / "segmentation" / "tables" / "hessian2d" / "summary.csv")
+    row = summary[summary["point"] == "lr~0.01"].iloc[0]
+    assert second["labels"]["run"] == "lr = 0.01, seed 0"
+    assert second["labels"]["minima"] == str(row["n_minima"])
+    assert f"minima {row['n_minima']};" in second["caption"]

@@ -133,7 +133,7 @@ rule run_panel:
             caption="../report/run_panel.rst",
             category="{experiment}",
             subcategory="{landscape}: per-run panels",
-            labels={"run": "{point}, seed {seed}"},
+            labels=run_panel_labels,
         ),
         pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
     log:
