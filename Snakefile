@@ -47,6 +47,8 @@ rule all:
         all_topology(),
         rules.paper_figures.input,
         layout.report_overview(),
+    message:
+        "every result of the sweep (tables, figures, the report's landing page)"
 
 
 check_profile()
@@ -55,3 +57,7 @@ check_profile()
 onsuccess:
     report_flagged_runs()
     report_outputs()
+
+
+onerror:
+    report_failed_jobs(log)

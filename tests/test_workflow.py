@@ -298,3 +298,21 @@ def test_the_report_opens_on_the_sweep_and_labels_each_run_with_its_numbers(tiny
     assert second["labels"]["run"] == "lr = 0.01, seed 0"
     assert second["labels"]["minima"] == str(row["n_minima"])
     assert f"minima {row['n_minima']};" in second["caption"]
+
+
+def test_a_failed_job_says_what_failed_and_names_its_log(tmp_path):
+    """The end of a failed sweep names the failed step with the last line of its log (the
+    exception), not only Snakemake's 'message: None' block."""
+    source = (REPO / "examples" / "regression" / "problem.py").read_text()
+    marker = "    def train(self, model, curve, resume_path=None):\n"
+    assert marker in source
+    (tmp_path / "broken.py").write_text(source.replace(
+        marker, marker + "        raise RuntimeError('sine.csv is missing (planted)')\n"))
+    config = tmp_path / "broken.yaml"
+    config.write_text("experiments:\n  - name: broken\n    problem: broken.py:SineRegression\n"
+                      "    landscapes: [{name: random2d, resolution: 5}]\n")
+    result = snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert ("Failed jobs:\n  train: RuntimeError: sine.csv is missing (planted)\n"
+            "    (full log: logs/broken/default/seed~0/train.log)") in result.stderr
+    assert "experiments (from " in result.stderr and "broken (1 run)" in result.stderr

@@ -39,7 +39,28 @@ LANDSCAPES = {
     for name, experiment in EXPERIMENT_CONFIG.items()
 }
 
+
+def runs_text(count):
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
 if workflow.is_main_process:
+    # Which experiments run: with --configfile, the later file's `experiments` replaces the
+    # default config's list (Snakemake merges mappings, not lists); say so before any job.
+    given = " + ".join(str(path) for path in workflow.configfiles)
+    origin = (
+        f"from {given}, in place of config/config.yaml's"
+        if given
+        else "config/config.yaml"
+    )
+    print(
+        f"experiments ({origin}): "
+        + "; ".join(
+            f"{name} ({runs_text(sum(run.experiment == name for run in RUNS.values()))})"
+            for name in EXPERIMENTS
+        ),
+        file=sys.stderr,
+    )
     # What the landscapes will cost, before any job (jobs re-read the Snakefile: say it once).
     for name, specs in LANDSCAPES.items():
         n_runs = sum(run.experiment == name for run in RUNS.values())
@@ -53,7 +74,7 @@ if workflow.is_main_process:
                 else f"{cost['points']:,} {spec['sampling']} samples in {spec['dimensions']}-D"
             )
             print(
-                f"landscape {name}/{landscape}: {points} per run x {n_runs} runs; memory per run: loss "
+                f"landscape {name}/{landscape}: {points} per run x {runs_text(n_runs)}; memory per run: loss "
                 f"{readable_bytes(cost['landscape_bytes'])}, topology about "
                 f"{readable_bytes(cost['topology_bytes'])}",
                 file=sys.stderr,
@@ -473,3 +494,27 @@ def report_outputs():
             sep="\n",
             file=sys.stderr,
         )
+
+
+def report_failed_jobs(snakemake_logs):
+    """When a sweep stops on an error: each failed job's step and the last line of its log
+    (usually the exception), so the cause shows without opening the file. `snakemake_logs`:
+    Snakemake's own log file(s), where it names the failed jobs' logs."""
+    paths = (
+        [snakemake_logs] if isinstance(snakemake_logs, (str, Path)) else snakemake_logs
+    )
+    text = "\n".join(Path(path).read_text(errors="replace") for path in paths or [])
+    failed = re.findall(
+        r"Error in rule (\S+):.*?log: (\S+) \(check log", text, flags=re.S
+    )
+    lines = []
+    for rule, path in dict.fromkeys(failed):
+        log_lines = (
+            Path(path).read_text(errors="replace").strip().splitlines()
+            if Path(path).exists()
+            else []
+        )
+        last = log_lines[-1] if log_lines else "(the log is empty)"
+        lines.append(f"  {rule}: {last}\n    (full log: {path})")
+    if lines:
+        print("Failed jobs:", *lines, sep="\n", file=sys.stderr)

@@ -14,5 +14,7 @@ rule report_overview:
     params:
         script=script("report_overview.py"),
         sections=overview_sections,
+    message:
+        "the report's landing page; log: {log}"
     shell:
         "{params.script} --sections {params.sections:q} --output {output} > {log} 2>&1"
