@@ -47,7 +47,10 @@ def runs_text(count):
 if workflow.is_main_process:
     # Which experiments run: with --configfile, the later file's `experiments` replaces the
     # default config's list (Snakemake merges mappings, not lists); say so before any job.
-    given = " + ".join(str(path) for path in workflow.configfiles)
+    default = Path(workflow.basedir, "config", "config.yaml").resolve()
+    given = " + ".join(
+        str(path) for path in workflow.configfiles if Path(path).resolve() != default
+    )
     origin = (
         f"from {given}, in place of config/config.yaml's"
         if given
@@ -505,7 +508,7 @@ def report_failed_jobs(snakemake_logs):
     )
     text = "\n".join(Path(path).read_text(errors="replace") for path in paths or [])
     failed = re.findall(
-        r"Error in rule (\S+):.*?log: (\S+) \(check log", text, flags=re.S
+        r"Error in rule\s(\S+):.*?log: (\S+) \(check log", text, flags=re.S
     )
     lines = []
     for rule, path in dict.fromkeys(failed):
