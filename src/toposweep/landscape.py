@@ -10,8 +10,6 @@ persists every finished unit, and resumes from them after a kill.
 from __future__ import annotations
 
 import logging
-import math
-import resource
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,13 +18,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.func import vmap
 from tqdm.auto import tqdm
 
 from . import stage
 from .schema import stage_settings
 from .directions import (Direction, TrajectoryPlane, flatten, normalize_direction, orthogonalize,
-                         random_directions, trajectory_plane, unflatten)
+                         random_directions, trajectory_plane)
+from . import evaluation
+from .evaluation import (MAX_WORK_UNITS, METHODS, MemoryGauge, PointEvaluator,  # noqa: F401
+                         evaluate_all, fixed_units as work_units)
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
 from .problems.base import LossFunction
 from .progress import ProgressLog
@@ -35,101 +35,7 @@ from .stage import resolve_device
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "vmap", "loop")
-MAX_WORK_UNITS = 1000
-
-
-# --- evaluation -------------------------------------------------------------------------------
-class PointEvaluator:
-    """Evaluates loss(theta + sum_i c_i d_i) for batches of coefficient rows c."""
-
-    def __init__(self, loss_fn: LossFunction, params: Direction, directions: list[Direction]):
-        self.loss_fn = loss_fn
-        self.like = params
-        names = list(params)
-        for index, direction in enumerate(directions):
-            for name in names:
-                if direction[name].shape != params[name].shape:
-                    raise ValueError(
-                        f"direction {index}: {name} has shape {tuple(direction[name].shape)}, "
-                        f"the model's is {tuple(params[name].shape)}"
-                    )
-        self.theta = flatten(params, names)
-        self.matrix = torch.stack([flatten(d, names).to(self.theta) for d in directions])
-        self.batched_loss = vmap(loss_fn)
-
-    def __call__(self, coefficients: np.ndarray, method: str, chunk_size: int) -> np.ndarray:
-        """Losses (float64) of the rows of `coefficients`, `chunk_size` points per call."""
-        out = np.empty(len(coefficients), dtype=np.float64)
-        with torch.no_grad():
-            for begin in range(0, len(coefficients), chunk_size):
-                rows = torch.as_tensor(coefficients[begin : begin + chunk_size]).to(self.theta)
-                flat = self.theta + rows @ self.matrix
-                if method == "vmap":
-                    losses = self.batched_loss(unflatten(flat, self.like))
-                else:
-                    losses = torch.stack([self.loss_fn(unflatten(row, self.like)) for row in flat])
-                out[begin : begin + len(rows)] = losses.double().cpu().numpy()
-        return out
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def choose_evaluation(
-    evaluator: PointEvaluator,
-    coefficients: np.ndarray,
-    memory_budget_mb: float,
-    max_chunk: int = 4096,
-) -> tuple[str, int, dict[str, float], np.ndarray]:
-    """Time the per-point loop, then vmap at chunks 2, 8, 32, ... on the grid's first points;
-    return the fastest (method, chunk), the measured ms/point, and the losses of the points
-    probed. Each candidate evaluates the next, unused points, so no probe work is wasted (the
-    probed points come from different methods, equal to ~1e-6; fix `method` for bit-exact runs).
-
-    Growth stops at a chunk clearly slower (>= 1.2x) than the best so far or at the second in a
-    row that is not faster (timings on a busy machine are noisy), when a chunk would exceed a
-    tenth of the grid, or when the memory high-water mark passes the budget.
-    """
-    device = evaluator.theta.device
-    n_points = len(coefficients)
-    done: list[np.ndarray] = []
-    position = 0
-
-    def timed(method: str, chunk: int, count: int) -> float:
-        nonlocal position
-        rows = coefficients[position : position + count]
-        start = time.perf_counter()
-        done.append(evaluator(rows, method, chunk))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        position += len(rows)
-        return (time.perf_counter() - start) / len(rows) * 1e3
-
-    timed("loop", 1, 1)  # warm-up: a process's first evaluation runs slow
-    timings = {"loop": timed("loop", 1, 3)}
-    best = ("loop", 1, timings["loop"])
-    chunk, misses = 2, 0
-    while chunk <= max_chunk and position + chunk <= n_points and chunk <= max(0.1 * n_points, 2):
-        ms = timed("vmap", chunk, chunk)
-        timings[f"vmap_{chunk}"] = ms
-        if ms >= 1.2 * best[2]:  # clearly slower: batching does not pay here
-            break
-        if ms >= best[2]:  # within timing noise: one more chance
-            misses += 1
-            if misses == 2:
-                break
-        else:
-            best, misses = ("vmap", chunk, ms), 0
-        if _peak_memory_mb(device) > memory_budget_mb:
-            break
-        chunk *= 4
-    return best[0], best[1], timings, np.concatenate(done)
-
-
+# --- evaluation (toposweep.evaluation) --------------------------------------------------------
 def sample_grid(
     loss_fn: LossFunction,
     params: Direction,
@@ -139,49 +45,23 @@ def sample_grid(
     chunk_size: int | None = None,
     memory_budget_mb: float = 4096,
     progress: bool = False,
+    record: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Loss at every grid point: result[i, j, ...] = loss(theta + axes[0][i] d_0 + axes[1][j] d_1
-    + ...), shape (len(axes[0]), ..., len(axes[d-1])), float64."""
+    + ...), shape (len(axes[0]), ..., len(axes[d-1])), float64. `method` auto probes the loop and
+    vmap's chunk sizes on the first points and keeps adapting (toposweep.evaluation); `record`,
+    when given, receives which (method, chunk) computed which work units."""
     if len(directions) != len(axes):
         raise ValueError(f"{len(directions)} directions but {len(axes)} axes")
     evaluator = PointEvaluator(loss_fn, params, directions)
     coefficients = GridCoefficients(axes)
-    method, chunk_size, done = resolve_method(evaluator, coefficients, method, chunk_size,
-                                              memory_budget_mb)
-    out = np.empty(len(coefficients))
-    out[: len(done)] = done
-    step = max(chunk_size, 1) * 16
-    with tqdm(total=len(coefficients), initial=len(done), desc="grid points",
-              disable=not progress or None) as bar:
-        for begin in range(len(done), len(coefficients), step):
-            rows = coefficients[begin : begin + step]
-            out[begin : begin + len(rows)] = evaluator(rows, method, chunk_size)
-            bar.update(len(rows))
+    with tqdm(total=len(coefficients), desc="grid points", disable=not progress or None) as bar:
+        out, info = evaluate_all(evaluator, coefficients, method, chunk_size, memory_budget_mb,
+                                 on_unit=bar.update)
+    log.info("evaluation: %s", {k: info[k] for k in ("method", "chunk_size", "units")})
+    if record is not None:
+        record.update(info)
     return out.reshape([len(a) for a in axes])
-
-
-def resolve_method(
-    evaluator: PointEvaluator,
-    coefficients: np.ndarray,
-    method: str,
-    chunk_size: int | None,
-    memory_budget_mb: float,
-) -> tuple[str, int, np.ndarray]:
-    """(method, chunk size, losses already computed for the first grid points)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    nothing = np.empty(0)
-    if method == "loop":
-        return "loop", chunk_size or 1, nothing
-    if method == "vmap" and chunk_size:
-        return "vmap", chunk_size, nothing
-    chosen, chunk, timings, done = choose_evaluation(evaluator, coefficients, memory_budget_mb)
-    if method == "vmap" and chosen == "loop":  # vmap asked for: its best chunk, from scratch
-        vmap_timings = {k: v for k, v in timings.items() if k.startswith("vmap_")} or {"vmap_2": 0}
-        chosen, chunk, done = "vmap", int(min(vmap_timings, key=vmap_timings.get)[5:]), nothing
-    log.info("evaluation: %s, chunk %d (probe ms/point: %s)", chosen, chunk,
-             {k: round(v, 3) for k, v in timings.items()})
-    return chosen, chunk, done
 
 
 # --- grids and directions from settings --------------------------------------------------------
@@ -250,14 +130,6 @@ def rank_device(comm, setting: str) -> torch.device:
     return resolve_device(setting, local_rank)
 
 
-def work_units(n_points: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Fixed [begin, end) ranges of at most MAX_WORK_UNITS units, each a multiple of the chunk,
-    so results do not depend on how many ranks share them."""
-    unit = max(chunk_size, math.ceil(n_points / MAX_WORK_UNITS))
-    unit = math.ceil(unit / chunk_size) * chunk_size
-    return [(b, min(b + unit, n_points)) for b in range(0, n_points, unit)]
-
-
 @dataclass
 class Plan:
     """What the ranks evaluate: the evaluator, the points (a grid's axes and coefficients, or
@@ -320,6 +192,7 @@ def sample_landscape(
         direction_arrays = {f"d{i}": flatten(d, plan.names).cpu().numpy()
                             for i, d in enumerate(plan.directions)}
         samples = None if plan.axes is not None else plan.coefficients
+        plan.attrs["provenance"]["evaluation"] = result["evaluation"]  # (method, chunk) per unit
         write_landscape(out_path, loss, plan.axes,
                         {**plan.attrs, "status": "ok", "method": result["method"],
                          "chunk_size": result["chunk_size"], "parameter_names": plan.names},
@@ -373,68 +246,129 @@ def _plan(problem, model, checkpoint: dict, settings: dict[str, Any], provenance
 
 def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
                      ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Every grid point's loss, the work units shared by the ranks and persisted one by one in
-    `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere."""
-    coefficients = plan.coefficients
+    """Every point's loss, the work units shared by the ranks and persisted one by one in
+    `<out_path>.parts/` (resumed from there); the loss array on rank 0, None elsewhere. Rank 0
+    runs the probe's units first (method auto), the ranks then share the rest, each choosing
+    (method, chunk) per unit from its own timings."""
+    coefficients, n_points = plan.coefficients, len(plan.coefficients)
     parts = out_path.with_name(out_path.name + ".parts")
     # Finished units are reused only for the same settings and inputs (not, say, thread count).
     inputs = {key: value for key, value in plan.attrs["provenance"].items()
               if key in ("checkpoint_hash", "config_hash", "eigenvectors_sha256", "trajectory_sha256")}
     key = config_hash({"settings": settings, "inputs": inputs})
-    evaluation = None
-    if comm.rank == 0:
-        evaluation = _load_or_make_plan(parts, key, plan.evaluator, coefficients, settings)
-    evaluation = comm.bcast(evaluation, root=0)
-    units = work_units(len(coefficients), evaluation["chunk_size"])
-    missing = [i for i, _ in enumerate(units) if not (parts / f"unit_{i:05d}.npy").exists()]
-    missing = comm.bcast(missing if comm.rank == 0 else None, root=0)
-    mine = missing[comm.rank :: comm.size]
+    memory = MemoryGauge(plan.evaluator.device, settings["memory_budget_mb"])
+    scheduler = evaluation.make_scheduler(settings["method"], settings["chunk_size"], memory)
     started = time.perf_counter()
-    already = min(len(coefficients), (len(units) - len(missing)) * (units[0][1] - units[0][0]))
-    lines = ProgressLog(log if comm.rank == 0 else None, "landscape", len(coefficients), "points",
-                        initial=already)
-    with tqdm(total=len(coefficients), desc="landscape points", unit="pt",
-              disable=(comm.rank != 0) or None, initial=already) as bar:
-        for index in mine:
-            begin, end = units[index]
-            losses = plan.evaluator(coefficients[begin:end], evaluation["method"],
-                                    evaluation["chunk_size"])
-            with atomic_path(parts / f"unit_{index:05d}.npy") as tmp:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, losses)
-            bar.update((end - begin) * comm.size)
-            lines.update((end - begin) * comm.size)  # the other ranks' alike, approximately
+    progress = _Progress(comm, n_points)
+    store = _UnitStore(parts, progress)
+    layout = None
+    if comm.rank == 0:
+        layout = _load_or_make_layout(parts, key, plan.evaluator, coefficients, scheduler, memory,
+                                      store, comm.size)
+    layout = comm.bcast(layout, root=0)
+    units = evaluation.units_of(layout, n_points)
+    missing = [i for i in range(len(units)) if not store.done(i)] if comm.rank == 0 else None
+    missing = comm.bcast(missing, root=0)
+    if comm.rank == 0:
+        progress.start(n_points - sum(units[i][1] - units[i][0] for i in missing) - store.points)
+    if layout.get("scheduler") and isinstance(scheduler, evaluation.Scheduler):
+        scheduler.restore(layout["scheduler"])
+    store.share = comm.size  # the other ranks' units alike, approximately
+    evaluation.run_units(plan.evaluator, coefficients, units, missing[comm.rank :: comm.size],
+                         scheduler, store, memory)
+    progress.close()
     seconds = max(comm.allgather(time.perf_counter() - started))  # the slowest rank's time
-    computed = comm.allreduce(sum(units[i][1] - units[i][0] for i in mine))
+    computed = comm.allreduce(store.points)
     comm.Barrier()
-    result = {"status": "ok", "points_computed": computed, "seconds": seconds,
-              "method": evaluation["method"], "chunk_size": evaluation["chunk_size"],
-              "ranks": comm.size}
+    result = {"status": "ok", "points_computed": computed, "seconds": seconds, "ranks": comm.size}
     loss = None
     if comm.rank == 0:
-        loss = np.concatenate([np.load(parts / f"unit_{i:05d}.npy") for i in range(len(units))])
+        loss = np.concatenate([np.load(store.path(i)) for i in range(len(units))])
+        records = [read_json(store.path(i, ".json")) for i in range(len(units))]
+        method, chunk = evaluation.main_choice(units, records)
+        result.update(method=method, chunk_size=chunk,
+                      evaluation=evaluation.summary(layout, records))
         if plan.axes is not None:
             loss = loss.reshape([len(a) for a in plan.axes])
         shutil.rmtree(parts)
     return loss, result
 
 
-def _load_or_make_plan(parts: Path, key: str, evaluator: PointEvaluator,
-                       coefficients: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation plan (method, chunk) of an interrupted run with the same inputs, or a new
-    one; finished units of a run with other inputs are discarded."""
+class _Progress:
+    """The landscape's tqdm bar and log lines (rank 0's; the other ranks count silently)."""
+
+    def __init__(self, comm, total: int):
+        self.rank0, self.total = comm.rank == 0, total
+        self.bar = tqdm(total=total, desc="landscape points", unit="pt",
+                        disable=(comm.rank != 0) or None)
+        self.lines = ProgressLog(log if self.rank0 else None, "landscape", total, "points")
+
+    def start(self, already: int) -> None:
+        """Count the units an interrupted run finished (once the layout is known)."""
+        self.bar.update(already)
+        self.lines.initial = self.lines.done = self.lines.done + already
+
+    def update(self, points: int) -> None:
+        self.bar.update(points)
+        self.lines.update(points)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _UnitStore:
+    """Finished units in `<landscape>.parts/`: unit_00012.json, the (method, chunk) that
+    computed it and its timing, written before unit_00012.npy, the losses (its presence marks
+    the unit done)."""
+
+    def __init__(self, parts: Path, progress: _Progress):
+        self.parts, self.progress, self.points, self.share = parts, progress, 0, 1
+
+    def path(self, index: int, suffix: str = ".npy") -> Path:
+        return self.parts / f"unit_{index:05d}{suffix}"
+
+    def done(self, index: int) -> bool:
+        return self.path(index).exists()
+
+    def records(self) -> dict[int, dict[str, Any]]:
+        """The records of the finished units, by index."""
+        return {int(p.stem[5:]): read_json(p.with_suffix(".json"))
+                for p in self.parts.glob("unit_*.npy") if p.with_suffix(".json").exists()}
+
+    def __call__(self, index: int, losses: np.ndarray, record: dict[str, Any]) -> None:
+        write_json(self.path(index, ".json"), record)
+        with atomic_path(self.path(index)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, losses)
+        self.points += len(losses)
+        self.progress.update(len(losses) * self.share)
+
+
+def _load_or_make_layout(parts: Path, key: str, evaluator: PointEvaluator, coefficients,
+                         scheduler, memory: MemoryGauge, store: _UnitStore,
+                         ranks: int) -> dict[str, Any]:
+    """The work units' layout (plan.json) of an interrupted run with the same inputs, or a new
+    one; for method auto, after the probe's units (those an interrupted probe finished are
+    replayed from their records, not rerun). Finished units of other inputs are discarded."""
     manifest = parts / "plan.json"
-    if manifest.exists():
-        plan = read_json(manifest)
-        if plan["key"] == key:
-            log.info("resuming from %s", parts)
-            return plan
+    plan = read_json(manifest) if manifest.exists() else None
+    if plan is not None and plan.get("key") != key:
         log.warning("discarding %s: it belongs to other settings or another checkpoint", parts)
         shutil.rmtree(parts)
-    method, chunk, _ = resolve_method(evaluator, coefficients, settings["method"],
-                                      settings["chunk_size"], settings["memory_budget_mb"])
-    plan = {"key": key, "method": method, "chunk_size": chunk}
+        plan = None
+    if plan is not None and "unit_size" in plan:
+        log.info("resuming from %s", parts)
+        return plan
     parts.mkdir(parents=True, exist_ok=True)
+    if plan is None:
+        write_json(manifest, {"key": key})
+    done = store.records()
+    probe_end = evaluation.probe(evaluator, coefficients, scheduler, store, memory, done)
+    plan = {"key": key, **evaluation.layout(scheduler, len(coefficients), probe_end, ranks),
+            "scheduler": scheduler.state()}
+    log.info("evaluation: %s for %d points after the probe (units of %d; probe s/point: %s)",
+             evaluation.choice_key(scheduler.current), len(coefficients), plan["unit_size"],
+             {evaluation.choice_key(c): f"{scheduler.rate(c):.3g}" for c in getattr(scheduler, "rates", {})})
     write_json(manifest, plan)
     return plan
 
