@@ -404,3 +404,203 @@ def test_scattered_landscapes_resume_and_share_ranks_bit_identically(pinn_checkp
     two = read_landscape(tmp_path / "two.h5")
     one = read_landscape(reference)
     assert np.array_equal(two.loss, one.loss) and np.array_equal(two.samples, one.samples)
+
+
+# --- the adaptive choice of (method, chunk) ----------------------------------------------------
+def sleepy_loss(loop_ms: float, vmap_ms_per_point: float, outlier_every: int, outlier_ms: float,
+                vmap_ms_per_call: float = 0.0):
+    """A loss whose cost is slept: `loop_ms` a point alone, `vmap_ms_per_call` plus
+    `vmap_ms_per_point` a point for a vmapped chunk; every `outlier_every`-th call of the method
+    that is truly faster sleeps `outlier_ms` more (the timing noise of a shared machine)."""
+    from torch._C._functorch import is_batchedtensor
+
+    calls = {"loop": 0, "vmap": 0}
+    faster = "loop" if loop_ms < vmap_ms_per_point + vmap_ms_per_call else "vmap"
+
+    def loss(p):
+        w = p["w"]
+        method = "vmap" if is_batchedtensor(w) else "loop"
+        calls[method] += 1
+        chunk = torch._C._functorch.get_unwrapped(w).shape[0] if method == "vmap" else 1
+        pause = loop_ms if method == "loop" else vmap_ms_per_call + vmap_ms_per_point * chunk
+        if method == faster and calls[method] % outlier_every == 0:
+            pause += outlier_ms
+        time.sleep(pause / 1e3)
+        return (w**2).sum()
+
+    return loss, calls
+
+
+def sleepy_grid(loss, resolution: int, **kwargs):
+    params = {"w": torch.zeros(3, dtype=torch.float64)}
+    directions = [{"w": torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)},
+                  {"w": torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)}]
+    record = {}
+    grid = sample_grid(loss, params, directions, grid_axes(2, resolution, 1.0), record=record,
+                       **kwargs)
+    return grid, record
+
+
+def points_by_method(record: dict, n_points: int) -> dict[str, int]:
+    from toposweep.evaluation import units_of
+
+    units, out = units_of(record, n_points), {}
+    for first, last, method, chunk in record["units"]:
+        out[method] = out.get(method, 0) + units[last][1] - units[first][0]
+    return out
+
+
+def test_the_probe_takes_medians_so_outliers_do_not_pick_the_slower_method():
+    # The loop is 3x faster, but every third loop call is 40x slower: a mean of the loop's
+    # timings says vmap; medians say loop.
+    loss, _ = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=3.0, outlier_every=3, outlier_ms=40.0)
+    grid, record = sleepy_grid(loss, 9)
+    assert record["method"] == "loop" and record["units"][:3] == [
+        [0, 0, "loop", 1], [1, 1, "vmap", 2], [2, 3, "loop", 1]]  # the probe stops at chunk 2
+    assert points_by_method(record, 81)["loop"] >= 56
+    assert grid[4, 4] == 0.0 and grid[0, 0] == pytest.approx(2.0)
+    # vmap is faster (a call costs 2 ms, whatever the chunk), but every fourth vmap call is
+    # 20x slower: the chunk still grows, and vmap computes most points.
+    loss, calls = sleepy_loss(loop_ms=2.0, vmap_ms_per_point=0.0, outlier_every=4, outlier_ms=40.0,
+                              vmap_ms_per_call=2.0)
+    grid, record = sleepy_grid(loss, 15)
+    assert record["method"] == "vmap" and record["chunk_size"] >= 32
+    assert points_by_method(record, 225)["vmap"] >= 200
+
+
+def test_the_chunk_grows_past_a_tenth_of_the_grid_and_a_small_grid_takes_one_chunk():
+    """Where a call costs the same for any chunk, the chunk grows as far as the grid allows: on
+    31 x 31 points the last probe unit, 449 points, is one call; vmap with a chunk as large as
+    the grid evaluates it in one call."""
+    loss, calls = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=0.0, outlier_every=10**9, outlier_ms=0,
+                              vmap_ms_per_call=1.0)
+    _, record = sleepy_grid(loss, 31, memory_budget_mb=1e6)
+    chunks = [chunk for *_, method, chunk in record["units"] if method == "vmap"]
+    assert max(chunks) == 512 and record["units"][-1][2:] == ["vmap", 512]
+    assert max(chunks) > 961 // 10
+    calls["vmap"] = 0
+    _, record = sleepy_grid(loss, 31, method="vmap", chunk_size=1024)
+    assert calls["vmap"] == 1 and record["units"] == [[0, 0, "vmap", 1024]]
+
+
+def test_the_memory_budget_caps_the_chunk():
+    from toposweep.evaluation import MemoryGauge
+
+    gauge = MemoryGauge(torch.device("cpu"), budget_mb=100.0)
+    gauge.base_mb, gauge.per_point_mb, gauge.measured_chunk = 50.0, 0.5, 64
+    assert gauge.allows(64) and gauge.allows(100) and not gauge.allows(101)
+    assert gauge.largest(4096) == 64
+    gauge.start()
+    buffer = torch.ones(64, 2**18)  # 64 MiB
+    gauge.stop(128)
+    del buffer
+    assert 0.4 < gauge.per_point_mb < 0.6  # 64 MiB over 128 points, measured from the peak
+
+
+def test_the_scheduler_switches_over_a_window_with_hysteresis():
+    from toposweep.evaluation import LOOP, Scheduler
+
+    scheduler = Scheduler(("loop", "vmap"))
+    scheduler.record(LOOP, 8, 0.08, 0.01)  # probe: loop 10 ms/point
+    for chunk, rate in ((2, 0.004), (4, 0.002), (8, 0.0021), (16, 0.0022)):
+        assert scheduler.next(0, 4 * chunk, 10**6) == ("vmap", chunk) and scheduler.growing
+        scheduler.record(("vmap", chunk), 4 * chunk, 4 * chunk * rate, rate)
+    assert not scheduler.growing and scheduler.current == ("vmap", 4)  # two misses: stop
+    chosen = []
+    for unit in range(400):
+        choice = scheduler.next(unit * 256, (unit + 1) * 256, 10**6)
+        chosen.append(choice)
+        # the machine changes at unit 100: chunk 8 becomes clearly faster; +-4 % noise
+        noise = 1 + 0.04 * ((unit * 7919) % 3 - 1)
+        rate = {("vmap", 4): 0.002, ("vmap", 8): 0.0021 if unit < 100 else 0.0012,
+                ("vmap", 2): 0.004, ("vmap", 16): 0.0013, LOOP: 0.01}[choice] * noise
+        scheduler.record(choice, 256, 256 * rate, rate)
+    assert set(chosen[:100]) <= {("vmap", 4), ("vmap", 2), ("vmap", 8), LOOP}
+    assert chosen[:100].count(("vmap", 4)) > 80  # alternatives get a small share of the time
+    assert scheduler.current in (("vmap", 8), ("vmap", 16))
+    switches = sum(a != b for a, b in zip(chosen[150:], chosen[151:]) if {a, b} <= {("vmap", 8), ("vmap", 16)})
+    assert chosen[-100:].count(scheduler.current) > 80 and switches < 30  # no flip-flopping
+    assert chosen.count(LOOP) * 256 * 0.01 < 0.15 * scheduler.total  # the loop's cost stays small
+
+
+def test_every_unit_of_an_adaptive_run_equals_its_method_and_chunk_fixed(pinn_checkpoint):
+    """Auto mixes methods and chunks across units; each unit's losses are bit-identical to the
+    same points of a run with that unit's (method, chunk) fixed for the whole grid."""
+    from toposweep.evaluation import units_of
+
+    problem, model, _ = load_trained(pinn_checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    directions = random_directions(params, 2, seed=0)
+    axes = grid_axes(2, 31, 1.0)
+    record = {}
+    auto = sample_grid(loss_fn, params, directions, axes, record=record).reshape(-1)
+    units = units_of(record, auto.size)
+    choices = {(method, chunk) for *_, method, chunk in record["units"]}
+    assert len(choices) >= 3 and ("loop", 1) in choices
+    fixed = {choice: sample_grid(loss_fn, params, directions, axes, method=choice[0],
+                                 chunk_size=choice[1]).reshape(-1) for choice in choices}
+    for first, last, method, chunk in record["units"]:
+        begin, end = units[first][0], units[last][1]
+        assert np.array_equal(auto[begin:end], fixed[(method, chunk)][begin:end]), (method, chunk)
+    loop, vmap8 = fixed.get(("loop", 1)), sample_grid(loss_fn, params, directions, axes, "vmap", 8)
+    assert not np.array_equal(loop, vmap8.reshape(-1))  # the methods do differ in the last bits
+
+
+def test_an_interrupted_auto_landscape_resumes_without_recomputing_its_probe(
+        pinn_checkpoint, tmp_path, monkeypatch):
+    from toposweep.evaluation import units_of
+
+    settings = {**SETTINGS, "resolution": 31, "method": "auto", "chunk_size": None}
+    calls, original = [0], PointEvaluator.__call__
+
+    def failing(self, *args, **kwargs):  # one call per work unit: stop after four units
+        calls[0] += 1
+        if calls[0] > 4:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PointEvaluator, "__call__", failing)
+    with pytest.raises(KeyboardInterrupt):
+        sample_landscape(pinn_checkpoint, tmp_path / "auto.h5", settings)
+    monkeypatch.setattr(PointEvaluator, "__call__", original)
+    result = sample_landscape(pinn_checkpoint, tmp_path / "auto.h5", settings)
+    assert result["points_computed"] == 961 - (8 + 8 + 16 + 32)  # the probe's first four units
+    stored = read_landscape(tmp_path / "auto.h5")
+    evaluation = json.loads(stored.attrs["provenance"])["evaluation"]
+    assert evaluation["units"][0] == [0, 0, "loop", 1] and evaluation["units"][1][2:] == ["vmap", 2]
+    problem, model, _ = load_trained(pinn_checkpoint)
+    loss_fn, params = problem.loss_function(model)
+    evaluator = PointEvaluator(loss_fn, params, build_directions(stage_settings("landscape", settings), params))
+    coefficients = np.stack(np.meshgrid(stored.axes[0], stored.axes[1], indexing="ij"), -1).reshape(-1, 2)
+    units, loss = units_of(evaluation, 961), stored.loss.reshape(-1)
+    for first, last, method, chunk in evaluation["units"]:
+        for begin, end in units[first : last + 1]:
+            assert np.array_equal(evaluator(coefficients[begin:end], method, chunk), loss[begin:end])
+
+
+def test_two_mpi_ranks_share_an_adaptive_landscape(pinn_checkpoint, tmp_path):
+    settings = {**SETTINGS, "resolution": 61, "method": "auto", "chunk_size": None}
+    command = mpi_command(2, pinn_checkpoint, tmp_path / "auto.h5", settings)
+    result = subprocess.run(command + ["--report", str(tmp_path / "report.json")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["points_computed"] == 61**2 and report["ranks"] == 2
+    stored = read_landscape(tmp_path / "auto.h5")
+    evaluation = json.loads(stored.attrs["provenance"])["evaluation"]
+    assert evaluation["mode"] == "auto" and evaluation["n_units"] > 8  # probe units, then shared
+    assert np.isfinite(stored.loss).all() and stored.loss[30, 30] == stored.loss.min()
+
+
+def test_the_thread_setting_is_honoured(pinn_checkpoint, tmp_path):
+    settings = {**SETTINGS, "resolution": 3, "method": "loop"}
+    for threads in (1, 2):
+        command = mpi_command(1, pinn_checkpoint, tmp_path / f"t{threads}.h5", settings)
+        command[command.index("--threads") + 1] = str(threads)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        provenance = json.loads(read_landscape(tmp_path / f"t{threads}.h5").attrs["provenance"])
+        assert provenance["torch_threads"] == threads
+    for rule in ("landscape", "train", "hessian"):
+        text = (REPO / "workflow" / "rules" / f"{rule}.smk").read_text()
+        assert "threads: 1" in text and "--threads {threads}" in text  # 1 per job, --set-threads

@@ -18,7 +18,6 @@ is faster over a window of units. Every unit's (method, chunk) is recorded.
 from __future__ import annotations
 
 import math
-import os
 import resource
 import statistics
 import time
@@ -167,17 +166,32 @@ def bulk_unit_size(n_points: int, probe_end: int, chunk: int, ranks: int = 1) ->
 
 
 # --- memory -----------------------------------------------------------------------------------
-def _resident_mb() -> float:
+def _status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is none."""
     try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
-        return 0.0
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak resident size (Linux >= 4.0), so the next peak is a chunk's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class MemoryGauge:
-    """The memory high-water mark of a chunk, measured (CUDA: peak allocated; CPU: the process's
-    peak resident size, an upper bound), and whether a larger chunk fits `budget_mb`."""
+    """The memory high-water mark of a unit's chunks, measured (CUDA: peak allocated; CPU: the
+    peak resident size, reset before the unit where Linux allows, else the process's: an upper
+    bound), and whether a larger chunk fits `budget_mb` (linear in the chunk)."""
 
     def __init__(self, device: torch.device, budget_mb: float):
         self.device, self.budget_mb = device, budget_mb
@@ -188,14 +202,15 @@ class MemoryGauge:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base_mb = torch.cuda.memory_allocated(self.device) / 2**20
         else:
-            self.base_mb = _resident_mb()
+            _reset_peak_rss()
+            self.base_mb = _status_mb("VmRSS") or 0.0
 
     def stop(self, chunk: int) -> None:
         """After a unit of `chunk`-point calls: the memory per point of the largest chunk."""
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            peak = _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if chunk >= self.measured_chunk:
             self.per_point_mb = max(peak - self.base_mb, 0.0) / chunk
             self.measured_chunk = chunk
