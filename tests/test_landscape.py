@@ -407,11 +407,11 @@ def test_scattered_landscapes_resume_and_share_ranks_bit_identically(pinn_checkp
 
 
 # --- the adaptive choice of (method, chunk) ----------------------------------------------------
-def sleepy_loss(loop_ms: float, vmap_ms_per_point: float, outlier_every: int, outlier_ms: float,
+def sleepy_loss(loop_ms: float, vmap_ms_per_point: float, outliers: set[int], outlier_ms: float,
                 vmap_ms_per_call: float = 0.0):
     """A loss whose cost is slept: `loop_ms` a point alone, `vmap_ms_per_call` plus
-    `vmap_ms_per_point` a point for a vmapped chunk; every `outlier_every`-th call of the method
-    that is truly faster sleeps `outlier_ms` more (the timing noise of a shared machine)."""
+    `vmap_ms_per_point` a point for a vmapped chunk; the calls numbered in `outliers` of the
+    method that is truly faster sleep `outlier_ms` more (another job taking the core a while)."""
     from torch._C._functorch import is_batchedtensor
 
     calls = {"loop": 0, "vmap": 0}
@@ -423,7 +423,7 @@ def sleepy_loss(loop_ms: float, vmap_ms_per_point: float, outlier_every: int, ou
         calls[method] += 1
         chunk = torch._C._functorch.get_unwrapped(w).shape[0] if method == "vmap" else 1
         pause = loop_ms if method == "loop" else vmap_ms_per_call + vmap_ms_per_point * chunk
-        if method == faster and calls[method] % outlier_every == 0:
+        if method == faster and calls[method] in outliers:
             pause += outlier_ms
         time.sleep(pause / 1e3)
         return (w**2).sum()
@@ -451,17 +451,16 @@ def points_by_method(record: dict, n_points: int) -> dict[str, int]:
 
 
 def test_the_probe_takes_medians_so_outliers_do_not_pick_the_slower_method():
-    # The loop is 3x faster, but every third loop call is 40x slower: a mean of the loop's
-    # timings says vmap; medians say loop.
-    loss, _ = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=3.0, outlier_every=3, outlier_ms=40.0)
-    grid, record = sleepy_grid(loss, 9)
-    assert record["method"] == "loop" and record["units"][:3] == [
-        [0, 0, "loop", 1], [1, 1, "vmap", 2], [2, 3, "loop", 1]]  # the probe stops at chunk 2
-    assert points_by_method(record, 81)["loop"] >= 56
-    assert grid[4, 4] == 0.0 and grid[0, 0] == pytest.approx(2.0)
-    # vmap is faster (a call costs 2 ms, whatever the chunk), but every fourth vmap call is
-    # 20x slower: the chunk still grows, and vmap computes most points.
-    loss, calls = sleepy_loss(loop_ms=2.0, vmap_ms_per_point=0.0, outlier_every=4, outlier_ms=40.0,
+    # The loop is 3x faster, but two of its eight probe calls are 40x slower: their mean says
+    # vmap (11 ms a point against 3), their median says loop.
+    loss, _ = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=3.0, outliers={2, 5}, outlier_ms=40.0)
+    grid, record = sleepy_grid(loss, 11)
+    assert record["method"] == "loop" and record["units"][0] == [0, 0, "loop", 1]
+    assert points_by_method(record, 121)["loop"] >= 121 - 8 - 16 - 32  # vmap: probe, <= one unit
+    assert grid[5, 5] == 0.0 and grid[0, 0] == pytest.approx(2.0)
+    # vmap is faster (a call costs 2 ms, whatever the chunk), but one call of each of its first
+    # probe units is 20x slower: the chunk still grows, and vmap computes most points.
+    loss, calls = sleepy_loss(loop_ms=2.0, vmap_ms_per_point=0.0, outliers={2, 6, 9}, outlier_ms=40.0,
                               vmap_ms_per_call=2.0)
     grid, record = sleepy_grid(loss, 15)
     assert record["method"] == "vmap" and record["chunk_size"] >= 32
@@ -472,7 +471,7 @@ def test_the_chunk_grows_past_a_tenth_of_the_grid_and_a_small_grid_takes_one_chu
     """Where a call costs the same for any chunk, the chunk grows as far as the grid allows: on
     31 x 31 points the last probe unit, 449 points, is one call; vmap with a chunk as large as
     the grid evaluates it in one call."""
-    loss, calls = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=0.0, outlier_every=10**9, outlier_ms=0,
+    loss, calls = sleepy_loss(loop_ms=1.0, vmap_ms_per_point=0.0, outliers=set(), outlier_ms=0,
                               vmap_ms_per_call=1.0)
     _, record = sleepy_grid(loss, 31, memory_budget_mb=1e6)
     chunks = [chunk for *_, method, chunk in record["units"] if method == "vmap"]

@@ -68,6 +68,7 @@ class PointEvaluator:
         self.theta = flatten(params, names)
         self.matrix = torch.stack([flatten(d, names).to(self.theta) for d in directions])
         self.batched_loss = vmap(loss_fn)
+        self.mode = torch.inference_mode  # no autograd bookkeeping at all (8 % on a small MLP)
 
     @property
     def device(self) -> torch.device:
@@ -92,14 +93,24 @@ class PointEvaluator:
             raise ValueError(f"method must be 'vmap' or 'loop', got {method!r}")
         out = np.empty(len(coefficients), dtype=np.float64)
         step = chunk_size if method == "vmap" else LOOP_BLOCK
-        with torch.no_grad():
-            for begin in range(0, len(coefficients), step):
-                rows = coefficients[begin : begin + step]
-                if method == "vmap":
-                    out[begin : begin + len(rows)] = self._batched(rows, timings)
-                else:
-                    out[begin : begin + len(rows)] = [self._single(row, timings) for row in rows]
+        for begin in range(0, len(coefficients), step):
+            rows = coefficients[begin : begin + step]
+            try:
+                with self.mode():
+                    values = self._evaluate(rows, method, timings)
+            except RuntimeError as error:  # a loss that cannot run under inference mode
+                if self.mode is torch.no_grad or "nference" not in str(error):
+                    raise
+                self.mode = torch.no_grad  # the same kernels: the same bits
+                with self.mode():
+                    values = self._evaluate(rows, method, timings)
+            out[begin : begin + len(rows)] = values
         return out
+
+    def _evaluate(self, rows: np.ndarray, method: str, timings: list | None):
+        if method == "vmap":
+            return self._batched(rows, timings)
+        return [self._single(row, timings) for row in rows]
 
     def _batched(self, rows: np.ndarray, timings: list | None) -> np.ndarray:
         start = time.perf_counter()
@@ -234,9 +245,8 @@ class Scheduler:
 
     Probe (`growing`): the loop on the first unit (median of its per-point timings), then vmap at
     chunks 2, 4, 8, ..., one unit each (the unit four chunks long: a median of four timings), while
-    a chunk is faster than the best so far; it stops at a chunk 1.3x slower than the best, after
-    two in a row that are not faster (noise), or when double the chunk would pass the memory
-    budget. Then (`steady`) the best choice runs, and an alternative (the other method, half or
+    a chunk beats the best so far or is still clearly faster than the chunk before (`_grow`);
+    where a doubling still gains 25 %, the grid's last unit is one chunk. Then (`steady`) the best choice runs, and an alternative (the other method, half or
     double the chunk) gets a unit whenever that keeps the time spent on alternatives under
     `explore` of the total; the scheduler switches to an alternative whose median rate over its
     last `window` units is `hysteresis` below the current one's (so noise does not flip it).
@@ -252,6 +262,7 @@ class Scheduler:
         self.total = 0.0
         self.growing = "vmap" in self.methods
         self.next_chunk, self.misses, self.limit = 2, 0, max_chunk
+        self.previous_rate, self.gain = math.inf, 1.0  # the last probe unit's rate, and its ratio
         self.current: Choice | None = None if "loop" in self.methods else ("vmap", 2)
         self.last: Choice | None = None
 
@@ -270,8 +281,10 @@ class Scheduler:
         if "loop" in self.methods and LOOP not in self.rates:
             choice = LOOP
         elif self.growing:
+            # the grid's last unit, the chunk still paying off (a call's overhead dominates):
+            # the rest in one chunk, as far as memory allows
             last = self.limit if self.memory is None else self.memory.largest(self.limit)
-            want = self.next_chunk if end < n_points else last  # the last unit: one chunk
+            want = last if end == n_points and self.gain <= 0.75 else self.next_chunk
             choice = ("vmap", want)
         else:
             choice = self._steady_choice(end - begin)
@@ -318,23 +331,27 @@ class Scheduler:
         self._maybe_switch()
 
     def _grow(self, choice: Choice, rate: float) -> None:
+        """After a probe unit: keep growing the chunk while vmap beats the best so far, or is
+        still getting clearly faster with the chunk (small chunks can be slower than the loop);
+        stop at a chunk that is neither, twice in a row within the noise, or once when it is
+        clearly slower than the best, or when double the chunk would not fit in memory."""
         best = self.current
+        previous = self.previous_rate
         if best is None or rate < self.rate(best) * 0.98:
-            self.current, self.misses = choice, 0
-            best = choice
-        else:
-            self.misses += 1
-        chunk = max(choice[1], self.next_chunk) if choice[0] == "vmap" else 1
-        double = 2 * chunk
-        memory_ok = self.memory is None or choice[0] != "vmap" or self.memory.allows(double)
-        if not memory_ok:
-            self.limit = chunk
-        if choice[0] == "vmap" and (rate >= 1.3 * self.rate(best) or self.misses >= 2
-                                    or not memory_ok or double > self.max_chunk):
-            self.growing = False
-        if choice[0] == "vmap":
-            self.next_chunk = double
+            self.current, self.misses, best = choice, 0, choice
+        elif not (rate < 0.9 * previous and rate < 3 * self.rate(best)):
+            self.misses += 1 if rate <= 1.05 * self.rate(best) else 2
         self.last = choice
+        if choice[0] != "vmap":
+            return
+        self.gain = rate / previous if math.isfinite(previous) else 1.0
+        self.previous_rate = rate
+        double = 2 * max(choice[1], self.next_chunk)
+        if self.memory is not None and not self.memory.allows(double):
+            self.limit, self.growing = max(choice[1], self.next_chunk), False
+        if self.misses >= 2 or double > self.max_chunk:
+            self.growing = False
+        self.next_chunk = double
 
     def _maybe_switch(self) -> None:
         current = self.current
@@ -351,7 +368,7 @@ class Scheduler:
         return {"rates": [[list(c), list(r)] for c, r in self.rates.items()],
                 "current": list(self.current) if self.current else None,
                 "growing": self.growing, "next_chunk": self.next_chunk, "misses": self.misses,
-                "limit": self.limit, "methods": list(self.methods),
+                "limit": self.limit, "previous_rate": self.previous_rate, "gain": self.gain, "methods": list(self.methods),
                 "memory": [self.memory.per_point_mb, self.memory.measured_chunk] if self.memory else None}
 
     def restore(self, state: dict[str, Any]) -> "Scheduler":
@@ -359,6 +376,7 @@ class Scheduler:
         self.current = tuple(state["current"]) if state["current"] else None
         self.growing, self.next_chunk = state["growing"], state["next_chunk"]
         self.misses, self.limit = state["misses"], state["limit"]
+        self.previous_rate, self.gain = state.get("previous_rate", math.inf), state.get("gain", 1.0)
         if self.memory is not None and state.get("memory"):
             self.memory.per_point_mb, self.memory.measured_chunk = state["memory"]
         return self
