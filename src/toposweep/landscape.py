@@ -1,10 +1,11 @@
 """Loss landscapes: the loss on a grid, or at scattered samples, of a low-dimensional subspace
 around the trained parameters (`sampling` says where the points are).
 
-Evaluation is batched over points: a chunk of perturbed parameter sets is one matmul
-(theta + A @ D over the flattened parameters) and one vmapped call of the problem's pure loss.
-The workflow entry `sample_landscape` splits the grid into fixed work units that MPI ranks share,
-persists every finished unit, and resumes from them after a kill.
+Evaluation (toposweep.evaluation) is batched over points: a chunk of perturbed parameter sets
+is one elementwise mix (theta + sum_i c_i d_i over the flattened parameters) and one vmapped call
+of the problem's pure loss, the (method, chunk) of every work unit chosen from timings and
+recorded. The workflow entry `sample_landscape` splits the points into work units that MPI ranks
+share, persists every finished unit with its (method, chunk), and resumes from them after a kill.
 """
 
 from __future__ import annotations
