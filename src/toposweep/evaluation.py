@@ -263,6 +263,7 @@ class Scheduler:
         self.growing = "vmap" in self.methods
         self.next_chunk, self.misses, self.limit = 2, 0, max_chunk
         self.previous_rate, self.gain = math.inf, 1.0  # the last probe unit's rate, and its ratio
+        self.n_points, self.probed = 0, 0  # the landscape's points, and the probe's so far
         self.current: Choice | None = None if "loop" in self.methods else ("vmap", 2)
         self.last: Choice | None = None
 
@@ -278,6 +279,7 @@ class Scheduler:
 
     def next(self, begin: int, end: int, n_points: int) -> Choice:
         """The (method, chunk) for unit [begin, end) of n_points."""
+        self.n_points = n_points
         if "loop" in self.methods and LOOP not in self.rates:
             choice = LOOP
         elif self.growing:
@@ -323,24 +325,28 @@ class Scheduler:
         self.total += seconds
         self.rates.setdefault(choice, deque(maxlen=self.window)).append(rate)
         if self.growing and choice[0] == "vmap" or choice == LOOP and self.current is None:
-            self._grow(choice, rate)
+            self._grow(choice, points, rate)
             return
         if choice != self.current:
             self.spent[choice] = self.spent.get(choice, 0.0) + seconds
         self.last = choice
         self._maybe_switch()
 
-    def _grow(self, choice: Choice, rate: float) -> None:
+    def _grow(self, choice: Choice, points: int, rate: float) -> None:
         """After a probe unit: keep growing the chunk while vmap beats the best so far, or is
         still getting clearly faster with the chunk (small chunks can be slower than the loop);
         stop at a chunk that is neither, twice in a row within the noise, or once when it is
         clearly slower than the best, or when double the chunk would not fit in memory."""
         best = self.current
         previous = self.previous_rate
+        self.probed += points
+        # a chunk slower than the best is followed up only where the next unit (twice as long)
+        # is at most 1/16 of the points left: on a small grid the probe costs little
+        room = 32 * points <= self.n_points - self.probed
         if best is None or rate < self.rate(best) * 0.98:
             self.current, self.misses, best = choice, 0, choice
-        elif not (rate < 0.9 * previous and rate < 3 * self.rate(best)):
-            self.misses += 1 if rate <= 1.05 * self.rate(best) else 2
+        elif not (rate < 0.9 * previous and rate < 3 * self.rate(best) and room):
+            self.misses += 1 if rate <= 1.05 * self.rate(best) and room else 2
         self.last = choice
         if choice[0] != "vmap":
             return
@@ -368,7 +374,8 @@ class Scheduler:
         return {"rates": [[list(c), list(r)] for c, r in self.rates.items()],
                 "current": list(self.current) if self.current else None,
                 "growing": self.growing, "next_chunk": self.next_chunk, "misses": self.misses,
-                "limit": self.limit, "previous_rate": self.previous_rate, "gain": self.gain, "methods": list(self.methods),
+                "limit": self.limit, "previous_rate": self.previous_rate, "gain": self.gain,
+                "probed": self.probed, "methods": list(self.methods),
                 "memory": [self.memory.per_point_mb, self.memory.measured_chunk] if self.memory else None}
 
     def restore(self, state: dict[str, Any]) -> "Scheduler":
@@ -377,6 +384,7 @@ class Scheduler:
         self.growing, self.next_chunk = state["growing"], state["next_chunk"]
         self.misses, self.limit = state["misses"], state["limit"]
         self.previous_rate, self.gain = state.get("previous_rate", math.inf), state.get("gain", 1.0)
+        self.probed = state.get("probed", 0)
         if self.memory is not None and state.get("memory"):
             self.memory.per_point_mb, self.memory.measured_chunk = state["memory"]
         return self
@@ -449,6 +457,7 @@ def probe(evaluator: PointEvaluator, coefficients, scheduler, store: Store,
     """Run the doubling units [0, 8), [8, 16), ... while the scheduler probes; return the end of
     the last. Units in `done` (index -> record of an interrupted run) are replayed, not rerun."""
     n_points, index, end = len(coefficients), 0, 0
+    scheduler.n_points = n_points  # (for replayed units, which do not ask `next`)
     while end < n_points and scheduler.probing:
         begin, end = doubling_unit(index, n_points)
         if done and index in done:
