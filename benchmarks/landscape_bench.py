@@ -135,7 +135,7 @@ def digits_mlp_case(device: torch.device) -> Case:
 
 
 def resnet_case(folder: Path, device: torch.device, quick: bool) -> Case:
-    width, batch = (8, 64) if quick else (16, 64)
+    width, batch = (8, 64) if quick else (16, 32)
     run = make_runs("resnet20", {"dataset": "digits", "input_size": 32, "width": width, "epochs": 1,
                                  "max_train_samples": 512, "eval_batch_size": batch})[0]
     train_run(run, folder)
@@ -300,14 +300,19 @@ def print_table(report: dict) -> None:
               f"2 ranks {r['ranks_2_points_per_s']:.0f} points/s: {r['ranks_2_over_1']:.2f}x")
 
 
-def build_cases(folder: Path, device: torch.device, quick: bool) -> list[tuple[Case, int]]:
-    """(case, grid resolution) of the four models."""
+MODELS = ("pinn", "pinn_32x6_nf1000", "mlp_digits", "resnet20")
+
+
+def build_cases(folder: Path, device: torch.device, quick: bool,
+                names: tuple[str, ...] = MODELS) -> list[tuple[Case, int]]:
+    """(case, grid resolution) of the models named."""
     other = {"hidden_width": 32, "hidden_layers": 6, "n_collocation": 1000}
-    grids = (31, 31, 21, 5) if quick else (61, 41, 41, 7)
-    return [(pinn_case("pinn", {}, folder / "pinn", device), grids[0]),
-            (pinn_case("pinn_32x6_nf1000", other, folder / "pinn2", device), grids[1]),
-            (digits_mlp_case(device), grids[2]),
-            (resnet_case(folder / "resnet", device, quick), grids[3])]
+    grids = dict(zip(MODELS, (31, 31, 21, 5) if quick else (61, 41, 41, 13)))
+    make = {"pinn": lambda: pinn_case("pinn", {}, folder / "pinn", device),
+            "pinn_32x6_nf1000": lambda: pinn_case("pinn_32x6_nf1000", other, folder / "pinn2", device),
+            "mlp_digits": lambda: digits_mlp_case(device),
+            "resnet20": lambda: resnet_case(folder / "resnet", device, quick)}
+    return [(make[name](), grids[name]) for name in MODELS if name in names]
 
 
 def main() -> None:
@@ -319,6 +324,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="runs per way (median; default 3, --quick 1)")
     parser.add_argument("--no-burner", action="store_true", help="skip the loaded condition")
     parser.add_argument("--loss-landscapes", default=LOSS_LANDSCAPES, help="folder holding loss_landscapes")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -334,7 +340,7 @@ def main() -> None:
     print(f"loss-landscapes {'found' if ll else 'not found (reference skipped)'}; load {load[0]:.2f}", flush=True)
     conditions = ("quiet",) if args.quick or args.no_burner else ("quiet", "burner")
     with tempfile.TemporaryDirectory() as tmp:
-        cases = build_cases(Path(tmp), device, args.quick)
+        cases = build_cases(Path(tmp), device, args.quick, tuple(args.models.split(",")))
         for case, resolution in cases:
             report["models"][case.name] = {"description": case.description, "grid": f"{resolution}x{resolution}",
                                            "parameters": sum(p.numel() for p in case.params.values()),
@@ -351,7 +357,7 @@ def main() -> None:
                 if burner is not None:
                     burner.kill()
                     burner.wait()
-        if device.type == "cpu" and not args.quick:
+        if device.type == "cpu" and not args.quick and "pinn" in args.models.split(","):
             report["mpi_pinn"] = mpi_scaling(Path(tmp) / "pinn" / TrainFiles.checkpoint, 3, 41)
     report["goals"] = goals(report["models"])
     report["machine"]["loadavg_end"] = os.getloadavg()
