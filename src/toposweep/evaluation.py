@@ -245,9 +245,10 @@ class Scheduler:
 
     Probe (`growing`): the loop on the first unit (median of its per-point timings), then vmap at
     chunks 2, 4, 8, ..., one unit each (the unit four chunks long: a median of four timings), while
-    a chunk beats the best so far or is still clearly faster than the chunk before (`_grow`);
-    where a doubling still gains 25 %, the grid's last unit is one chunk. Then (`steady`) the best choice runs, and an alternative (the other method, half or
-    double the chunk) gets a unit whenever that keeps the time spent on alternatives under
+    a chunk beats the best so far or is still clearly faster than the chunk before (`_grow`), up
+    to what the memory budget allows; where a doubling still gains 25 %, the grid's last unit is
+    one chunk. Then (`steady`) the best choice runs, and an alternative (the other method, half
+    or double the chunk) gets a unit whenever that keeps the time spent on alternatives under
     `explore` of the total; the scheduler switches to an alternative whose median rate over its
     last `window` units is `hysteresis` below the current one's (so noise does not flip it).
     """
