@@ -603,3 +603,21 @@ def test_the_thread_setting_is_honoured(pinn_checkpoint, tmp_path):
     for rule in ("landscape", "train", "hessian"):
         text = (REPO / "workflow" / "rules" / f"{rule}.smk").read_text()
         assert "threads: 1" in text and "--threads {threads}" in text  # 1 per job, --set-threads
+
+
+def test_a_probe_misled_by_noise_is_corrected_during_the_sweep():
+    """The probe saw vmap slower than the loop (noise), but vmap at larger chunks is 3x faster:
+    exploring the best vmap chunk and its double in the sweep finds it and switches."""
+    from toposweep.evaluation import LOOP, Scheduler
+
+    scheduler = Scheduler(("loop", "vmap"))
+    scheduler.next(0, 8, 10**6)
+    scheduler.record(LOOP, 8, 0.008, 0.001)
+    scheduler.next(8, 16, 10**6)
+    scheduler.record(("vmap", 2), 8, 0.08, 0.01)  # 10x slower: the probe stops
+    assert not scheduler.growing and scheduler.current == LOOP
+    truth = lambda choice: 0.001 if choice == LOOP else 0.0003 if choice[1] >= 8 else 0.0015
+    for unit in range(300):
+        choice = scheduler.next(unit * 64, (unit + 1) * 64, 10**6)
+        scheduler.record(choice, 64, 64 * truth(choice), truth(choice))
+    assert scheduler.current[0] == "vmap" and scheduler.current[1] >= 8

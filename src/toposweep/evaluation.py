@@ -316,9 +316,13 @@ class Scheduler:
             double = current[1] * 2
             if double <= self.limit and (self.memory is None or self.memory.allows(double)):
                 out.append(("vmap", double))
-        elif "vmap" in self.methods:
-            tried = [c for c in self.rates if c[0] == "vmap"]
-            out.append(min(tried, key=self.rate) if tried else ("vmap", 2))
+        elif "vmap" in self.methods:  # the best vmap chunk so far, and double it (the probe
+            tried = [c for c in self.rates if c[0] == "vmap"]  # may have stopped on noise)
+            best = min(tried, key=self.rate) if tried else ("vmap", 2)
+            out.append(best)
+            double = 2 * best[1]
+            if tried and double <= self.limit and (self.memory is None or self.memory.allows(double)):
+                out.append(("vmap", double))
         return out
 
     def record(self, choice: Choice, points: int, seconds: float, rate: float) -> None:
