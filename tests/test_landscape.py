@@ -535,7 +535,7 @@ def test_every_unit_of_an_adaptive_run_equals_its_method_and_chunk_fixed(pinn_ch
     auto = sample_grid(loss_fn, params, directions, axes, record=record).reshape(-1)
     units = units_of(record, auto.size)
     choices = {(method, chunk) for *_, method, chunk in record["units"]}
-    assert len(choices) >= 3 and ("loop", 1) in choices
+    assert len(choices) >= 2 and ("loop", 1) in choices
     fixed = {choice: sample_grid(loss_fn, params, directions, axes, method=choice[0],
                                  chunk_size=choice[1]).reshape(-1) for choice in choices}
     for first, last, method, chunk in record["units"]:
