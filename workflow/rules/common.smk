@@ -2,6 +2,7 @@
 Every path comes from toposweep.layout (the one owner of the run layout)."""
 
 import json
+import math
 import os
 import re
 import shlex
@@ -9,7 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config
 from snakemake.settings.types import DeploymentMethod
 
 # The workflow runs the library of this checkout (scripts/ do the same for their jobs).
@@ -18,6 +21,22 @@ from toposweep import layout
 from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
 from toposweep.schema import load_yaml
 from toposweep.sizes import landscape_cost, readable_bytes
+
+
+def typed_cli_config(value):
+    """A --config value as the same YAML in a file reads: Snakemake parses a mapping such as
+    `cluster={gpus_per_rank: 1}` with YAML's base loader, which makes every leaf a string.
+    """
+    if isinstance(value, dict):
+        return {key: typed_cli_config(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed_cli_config(item) for item in value]
+    return yaml.safe_load(value) if isinstance(value, str) and value else value
+
+
+for key, value in workflow.config_settings.config.items():
+    if isinstance(value, (dict, list)):
+        update_config(config, {key: typed_cli_config(value)})
 
 try:
     # Snakemake has parsed the config files already; read them again, strictly, so that a key
@@ -114,8 +133,8 @@ def within_workdir(path):
 
 
 PYTHON = "python" if CONDA_JOBS else shlex.quote(within_workdir(sys.executable))
-# The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; the Slurm
-# profiles set resources mpi=srun.
+# The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; on a
+# cluster `cluster.mpi_launcher` (srun) for landscapes of their own.
 MPIEXEC = (
     "mpiexec"
     if CONDA_JOBS
@@ -129,6 +148,103 @@ def script(name, mpi=False):
     """
     path = shlex.quote(within_workdir(Path(workflow.basedir) / "scripts" / name))
     return f"{PYTHON} -m mpi4py {path}" if mpi else f"{PYTHON} {path}"
+
+
+# --- job sizes on a cluster (the `cluster` config section; local runs ignore groups) ---------
+CLUSTER = VALIDATED["cluster"]
+RUN_GROUP = "runs"  # a run's training, Hessian and small landscapes: one group job
+TOPOLOGY_GROUP = "topology"  # the topology of landscapes that ran as their own MPI job
+
+
+def landscape_points(wildcards):
+    """Grid points or samples of one landscape."""
+    experiment = EXPERIMENT_CONFIG[wildcards.experiment]
+    return landscape_cost(
+        landscape_spec(wildcards), experiment["topology"]["neighbours"]
+    )["points"]
+
+
+def own_mpi_job(wildcards):
+    """Whether a landscape (and its topology) leaves its run's group job: above
+    `cluster.landscape_mpi_points` points it is an MPI job of `cluster.landscape_ranks` ranks
+    of its own (locally too, unless the profile's or --set-resources' `tasks` say otherwise).
+    """
+    return landscape_points(wildcards) > CLUSTER["landscape_mpi_points"]
+
+
+def on_cluster():
+    """Jobs go to a cluster executor, or this process runs one of them there (a dry run
+    cannot tell, and shows the local launcher)."""
+    return workflow.non_local_exec or workflow.remote_exec
+
+
+def landscape_group(wildcards):
+    """Group of a landscape job: its run's group, or none when it is its own MPI job."""
+    return None if own_mpi_job(wildcards) else RUN_GROUP
+
+
+def topology_group(wildcards):
+    """Group of a topology job: its landscape's run group, or `topology` (packed with other
+    runs' topologies) after a landscape of its own."""
+    return TOPOLOGY_GROUP if own_mpi_job(wildcards) else RUN_GROUP
+
+
+def landscape_tasks(wildcards):
+    """MPI ranks of a landscape job: `cluster.landscape_ranks` for its own MPI job, else one
+    (on a cluster left unset: a group job asks for one task, whatever its jobs)."""
+    if own_mpi_job(wildcards):
+        return CLUSTER["landscape_ranks"]
+    return None if on_cluster() else 1
+
+
+def landscape_runtime(wildcards):
+    """Minutes a landscape job requests: 10 plus three times the expected evaluation time at
+    `cluster.landscape_points_per_second` per rank."""
+    seconds = landscape_points(wildcards) / (
+        CLUSTER["landscape_points_per_second"] * (landscape_tasks(wildcards) or 1)
+    )
+    return int(math.ceil(10 + 3 * seconds / 60))
+
+
+def job_qos(wildcards):
+    """QOS of a submitted job (`cluster.qos`; none: the cluster's default). Every job of a
+    group job must ask for the same one."""
+    return CLUSTER["qos"]
+
+
+def landscape_qos(wildcards):
+    """QOS of a landscape job: `cluster.mpi_qos` for its own MPI job, else the group's."""
+    if own_mpi_job(wildcards) and CLUSTER["mpi_qos"]:
+        return CLUSTER["mpi_qos"]
+    return CLUSTER["qos"]
+
+
+def landscape_mpi(wildcards):
+    """The landscape's MPI launcher: locally the mpiexec beside Snakemake's Python; on a cluster
+    `cluster.mpi_launcher` for a multi-rank job of its own, none for one rank (mpi4py starts
+    as a singleton; every job of a group job must ask for the same resources)."""
+    if not on_cluster():
+        return MPIEXEC
+    return CLUSTER["mpi_launcher"] if (landscape_tasks(wildcards) or 1) > 1 else None
+
+
+def landscape_command(wildcards, resources):
+    """Params function: the landscape script under `<launcher> -n <tasks>`, or as one serial
+    rank without MPI when the job has no launcher."""
+    launcher = resources.get("mpi")
+    if launcher:
+        return f"{launcher} -n {resources.get('tasks', 1)} {script('sample_landscape.py', mpi=True)}"
+    return f"{script('sample_landscape.py')} --serial"
+
+
+def run_gpus(wildcards):
+    """GPUs of a training or Hessian job (`cluster.gpus_per_rank`, one rank)."""
+    return CLUSTER["gpus_per_rank"]
+
+
+def landscape_gpus(wildcards):
+    """GPUs of a landscape job: one set per rank."""
+    return CLUSTER["gpus_per_rank"] * (landscape_tasks(wildcards) or 1)
 
 
 def run_of(wildcards):
