@@ -520,3 +520,55 @@ def test_a_flagged_run_is_marked_in_the_profiles_figure(experiment):
     assert "⚠ landscape 98 % non-finite" in marked.get_xlabel()
     assert marked.spines["left"].get_edgecolor() == to_rgba("tab:red")
     assert "⚠" not in cells["profile beta=4 seed=1"].get_xlabel()
+
+
+# --- the registry drives the workflow's figure rules ------------------------------------------
+
+
+def test_the_registry_imports_neither_matplotlib_nor_pandas():
+    """The Snakefile imports it at DAG time (`snakemake -n` on a login node)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, toposweep.figures.registry; "
+            "print(sorted({'matplotlib', 'pandas', 'torch'} & set(sys.modules)))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "[]"
+
+
+def test_every_registry_entry_is_a_rule_with_its_caption_module_and_outputs(tmp_path):
+    """A dry run of the default sweep has one job per entry, experiment and landscape (and per
+    run for the run panel), writing layout.figure's files; each entry's caption and module exist."""
+    import importlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+    from toposweep import layout
+    from toposweep.config import expand_runs, validate_config
+    from toposweep.schema import load_yaml
+
+    for entry in registry.FIGURES:
+        assert (REPO / "workflow" / "report" / entry.caption).is_file(), entry.caption
+        assert callable(importlib.import_module(entry.module).from_inputs), entry.module
+    assert len(registry.BY_COMMAND) == len(registry.FIGURES)  # sub-commands are distinct
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    result = subprocess.run([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory",
+                             str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
+                             "-n", "--forceall", "--cores", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = dict(line.split() for line in result.stdout.split("Job stats:")[1].splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit())
+    config = validate_config(load_yaml(REPO / "config" / "config.yaml"))
+    landscapes = {e["name"]: [spec["name"] for spec in e["landscapes"]] for e in config["experiments"]}
+    panels = sum(len(landscapes[run.experiment]) for run in expand_runs(config)
+                 if next(e for e in config["experiments"]
+                         if e["name"] == run.experiment)["figures"]["run_panels"])
+    for entry in registry.EXPERIMENT_FIGURES:
+        assert int(counts[entry.rule]) == sum(map(len, landscapes.values())), entry.rule
+        for experiment, names in landscapes.items():
+            for name in names:
+                assert layout.figure(experiment, name, entry.name, "png") in result.stdout
+    assert int(counts[registry.RUN_PANEL.rule]) == panels > 0

@@ -1,125 +1,41 @@
 """Figures per experiment and landscape (PNG and PDF), each marked for the HTML report
 (`snakemake --report results/report.html`)."""
 
+# One rule per experiment figure of the registry (toposweep.figures.registry): a new figure is
+# a module of toposweep.figures and an entry there, not a copy of these lines.
+for figure in figure_registry.EXPERIMENT_FIGURES:
 
-rule correlation_heatmap:
-    input:
-        correlations=layout.table("{experiment}", "{landscape}", "correlations.csv"),
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "correlations", "png"),
-            caption="../report/correlations.rst",
-            category="{experiment}",
-            subcategory="{landscape}: correlations",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "correlations", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "correlations"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("correlations over finished runs"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} correlations --correlations {input.correlations}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule metric_panels:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "metric_panels", "png"),
-            caption="../report/metric_panels.rst",
-            category="{experiment}",
-            subcategory="{landscape}: metrics against the hyperparameter",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "metric_panels", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "metric_panels"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("topology, test and Hessian metrics"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} panels --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule seed_heatmap:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-        profiles=lambda wildcards: [
-            paths["profile"]
-            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
-            if "profile" in paths
-        ],
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "seed_heatmap", "png"),
-            caption="../report/seed_heatmap.rst",
-            category="{experiment}",
-            subcategory="{landscape}: hyperparameter × seed",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "seed_heatmap", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "seed_heatmap"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("test metric and landscape profile per run"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} seeds --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule landscape_profiles:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-        # landscape.h5 for the title (dimension, directions: only its attributes are read)
-        files=lambda wildcards: [
-            paths[key]
-            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
-            for key in ("profile", "landscape")
-            if key in paths
-        ],
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "profiles", "png"),
-            caption="../report/landscape_profiles.rst",
-            category="{experiment}",
-            subcategory="{landscape}: landscape profiles",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "profiles", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "profiles"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("the basins of every run"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} profiles --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
+    rule:
+        name:
+            figure.rule
+        input:
+            table=layout.table(
+                "{experiment}",
+                "{landscape}",
+                figure_registry.TABLE_FILES[figure.table],
+            ),
+            run_files=figure_run_files(figure.run_files),
+        output:
+            png=report(
+                layout.figure("{experiment}", "{landscape}", figure.name, "png"),
+                caption=f"../report/{figure.caption}",
+                category="{experiment}",
+                subcategory=f"{{landscape}}: {figure.subcategory}",
+            ),
+            pdf=layout.figure("{experiment}", "{landscape}", figure.name, "pdf"),
+        log:
+            layout.log("{experiment}", "figures", "{landscape}", figure.name),
+        localrule: True
+        conda:
+            "../../envs/analysis.yaml"
+        params:
+            script=script("plot_figures.py"),
+            settings=stage_settings("figures"),
+            problem=problem_info,
+            title=figure_title(figure.title),
+            swept=lambda wildcards: swept_description(wildcards.experiment),
+        shell:
+            figure_command(figure, f"--{figure.table} {{input.table}}")
 
 
 rule run_panel:
@@ -130,9 +46,9 @@ rule run_panel:
             layout.run_figure(
                 "{experiment}", "{landscape}", "{point}", "{seed}", "png"
             ),
-            caption="../report/run_panel.rst",
+            caption=f"../report/{figure_registry.RUN_PANEL.caption}",
             category="{experiment}",
-            subcategory="{landscape}: per-run panels",
+            subcategory=f"{{landscape}}: {figure_registry.RUN_PANEL.subcategory}",
             labels={"run": "{point}, seed {seed}"},
         ),
         pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
@@ -140,6 +56,7 @@ rule run_panel:
         layout.log(
             "{experiment}", "figures", "{landscape}", "runs", "{point}_seed~{seed}"
         ),
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -150,9 +67,7 @@ rule run_panel:
         title=run_title,
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        "{params.script} run {params.files} --settings {params.settings:q}"
-        " --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
+        figure_command(figure_registry.RUN_PANEL, "{params.files}")
 
 
 rule paper_figures:
