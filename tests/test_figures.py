@@ -12,7 +12,7 @@ import pytest
 from toposweep.aggregate import correlations, metric_label, summary_table
 from toposweep.figures import registry
 from toposweep.figures.common import (LossScale, choose_parameter, default_panel_metrics,
-                                      format_value, landscape_description, landscape_settings,
+                                      landscape_description, landscape_settings,
                                       load_profiles, other_varied_parameters, save_figure)
 from toposweep.figures.correlation_heatmap import correlation_heatmap
 from toposweep.figures.drawing import (central_slice, display_tree, merge_tree_layout,
@@ -167,7 +167,7 @@ def test_run_panel_draws_only_the_30_most_persistent_minima_of_a_busy_tree(exper
     kept = {node["vertex"] for node in minima}
     assert merge_tree(loss, "axis").global_minimum_vertex in kept
     figure = run_panel(panel_files(directory), "busy", "field")
-    assert f"merge tree: the 30 most persistent of {n_minima} minima" in figure_texts(figure)
+    assert f"merge tree: the 30 most persistent\nof {n_minima} minima" in figure_texts(figure)
     assert persistence[28] > persistence[29]  # the cut: 29 pairs kept, the 30th pair's gone
 
 
@@ -178,7 +178,7 @@ def test_run_panel_without_a_prediction_plot_lists_the_runs_numbers(experiment, 
     text = figure_texts(figure)
     metrics = read_json(runs[4].directory / "train_metrics.json")
     assert "the run's numbers" in text and metric_label("test_relative_l2") in text
-    assert format_value(metrics["test_relative_l2"]) in text
+    assert f"{metrics['test_relative_l2']:.4g}" in text
     assert metric_label("top_eigenvalue") in text and "400" in text
     assert_written(figure, tmp_path, "numbers")
 
@@ -274,7 +274,7 @@ def test_a_three_dimensional_landscape_is_drawn_as_central_slices(tmp_path):
                     attrs={"status": "ok", "settings": {"directions": "hessian"}})
     write_topology_outputs((grid - 6.0) ** 2 + 1.0, run.directory, axes=[axis] * 3)
     text = figure_texts(run_panel(panel_files(run.directory), "cube", "field"))
-    assert "3-D landscape: slice at α2 = 0" in text and "3-D landscape: slice at α1 = 0" in text
+    assert "3-D landscape:\nslice at α2 = 0" in text and "3-D landscape:\nslice at α1 = 0" in text
     assert "Hessian eigenvector 1" in text
 
 
@@ -294,8 +294,8 @@ def test_a_five_or_six_dimensional_landscape_is_drawn_as_central_slices(tmp_path
     write_topology_outputs(loss, run.directory, axes=[axis] * ndim)
     text = figure_texts(run_panel(panel_files(run.directory), "hyper", "field"))
     others = ",".join(str(a) for a in range(2, ndim))
-    assert f"{ndim}-D landscape: slice at α{others} = 0" in text
-    assert f"{ndim}-D landscape: slice at α1,{others[2:]} = 0" in text
+    assert f"{ndim}-D landscape:\nslice at α{others} = 0" in text
+    assert f"{ndim}-D landscape:\nslice at α1,{others[2:]} = 0" in text
     assert "Hessian eigenvector 1" in text
 
 
@@ -480,9 +480,11 @@ def test_run_panel_shows_segmentation_examples_with_named_classes(tmp_path):
                {**metrics, "test_pixel_accuracy": 0.9412, "test_mean_iou": 0.8123})
 
     figure = run_panel(panel_files(run.directory), "segmentation", "segmentation")
-    true_block, predicted_block = figure.subfigs
-    assert true_block.get_suptitle() == "3 test images with their true masks"  # capped at 3
-    assert predicted_block.get_suptitle() == ("predicted masks (test set: pixel accuracy 0.941, "
+    (examples,) = figure.subfigs
+    true_block, predicted_block = examples.subfigs
+    assert true_block.get_suptitle() == "3 test images\nwith their true masks"  # capped at 3
+    assert predicted_block.get_suptitle() == ("predicted masks, wrong pixels black\n"
+                                              "(test set: pixel accuracy 0.941, "
                                               "mean IoU 0.812)")
     true_axes = np.array(true_block.axes).reshape(2, 3)
     predicted_axes = np.array(predicted_block.axes).reshape(2, 3)
@@ -495,7 +497,7 @@ def test_run_panel_shows_segmentation_examples_with_named_classes(tmp_path):
         labelled = masks[k] != 255
         wrong = labelled & (predicted[k] != masks[k])
         np.testing.assert_array_equal(predicted_axes[1, k].images[0].get_array() == 0, wrong)
-        assert predicted_axes[1, k].get_xlabel() == f"{100 * wrong.sum() / labelled.sum():.1f} % wrong"
+        assert predicted_axes[1, k].get_xlabel() == f"{100 * wrong.sum() / labelled.sum():.1f} %"
     # the legend names the classes in the colours the masks are drawn with
     legend = true_block.legends[0]
     labels = [text.get_text() for text in legend.get_texts()]

@@ -200,7 +200,7 @@ def test_persistence_diagram_draws_loops_with_their_own_marker(tmp_path):
     draw_persistence_diagram(ax, pairs, summary["global_minimum"]["value"], LossScale(False),
                              summary["metrics"]["value_max"])
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert "1 loops (H1)" in labels and "global minimum (dies at ∞)" in labels
+    assert "1 loop (H1)" in labels and "global min. (dies at ∞)" in labels
     assert ax.get_title().startswith("persistence diagram (0- and 1-dimensional)")
     assert np.isfinite(ax.get_ylim()).all()
     figure.savefig(tmp_path / "diagram.png")

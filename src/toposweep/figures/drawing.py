@@ -18,7 +18,8 @@ from .common import LossScale, counts_text, message_axes, profile_counts
 AXIS_NAMES = {"hessian": "Hessian eigenvector", "trajectory_pca": "trajectory PC",
               "random": "random direction"}
 MAX_DRAWN_MINIMA = 30  # more is an unreadable comb at a panel's width
-MAX_TICKS = 5  # landscape axes: at most this many ticks (labels such as -0.010 collide otherwise)
+MAX_TICKS = 5  # landscape axes: at most this many ticks, and 3 on a horizontal axis whose
+X_TICKS = 3  # labels are long (-0.010, 0.000, 0.010 of a UNet-CRF's 0.01 landscape collide)
 
 
 def landscape_axis_label(index: int, settings: Mapping[str, Any]) -> str:
@@ -28,7 +29,7 @@ def landscape_axis_label(index: int, settings: Mapping[str, Any]) -> str:
 
 
 def _few_ticks(ax) -> None:
-    ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS))
+    ax.xaxis.set_major_locator(MaxNLocator(X_TICKS))
     ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS))
 
 
@@ -213,7 +214,7 @@ def draw_merge_tree(ax, tree: Mapping[str, Any], scale: LossScale, nonfinite_hei
     ax.set_xticks([])
     ax.set_xlabel("minima (depth-first order)")
     ax.set_ylabel(scale.label)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", framealpha=0.85)
     n_minima, n_saddles = count_nodes(tree, "minimum"), count_nodes(tree, "saddle")
     ax.set_title(f"merge tree ({counts_text(n_minima, n_saddles).replace(' ·', ',')})")
 
@@ -231,18 +232,20 @@ def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | No
     span = high - low if high > low else 1.0
     top = high + 0.08 * span
     ax.plot([low, high], [low, high], color="0.5", lw=0.8, ls=":")
-    styles = {0: ("o", "tab:blue", "components (H0)"), 1: ("D", "tab:orange", "loops (H1)")}
+    styles = {0: ("o", "tab:blue", lambda n: f"component{'s' if n != 1 else ''} (H0)"),
+              1: ("D", "tab:orange", lambda n: f"loop{'s' if n != 1 else ''} (H1)")}
     for dim, (marker, colour, name) in styles.items():
         rows = (dimension == dim).to_numpy()
         if rows.any():
             shown = np.where(np.isfinite(deaths[rows]), deaths[rows], top)
             ax.scatter(births[rows], shown, s=16, marker=marker, color=colour, edgecolors="black",
-                       linewidths=0.3, label=f"{int(rows.sum())} {name}", zorder=3)
+                       linewidths=0.3, label=f"{int(rows.sum())} {name(int(rows.sum()))}",
+                       zorder=3)
     if global_minimum is not None or not np.isfinite(deaths).all():
         ax.axhline(top, color="0.4", ls="--", lw=0.8)
     if global_minimum is not None:
         ax.scatter([float(scale(global_minimum))], [top], marker="^", color="tab:red", s=24,
-                   zorder=3, label="global minimum (dies at ∞)")
+                   zorder=3, label="global min. (dies at ∞)")
     ax.set_xlabel(f"birth ({scale.label})")
     ax.set_ylabel(f"death ({scale.label})")
     ax.set_xlim(low - 0.05 * span, high + 0.05 * span)
@@ -252,7 +255,7 @@ def draw_persistence_diagram(ax, pairs: pd.DataFrame, global_minimum: float | No
     if len(pairs):
         title += f"\naxes end at the last death; max. {scale.label} {float(scale(value_max)):.3g}"
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", framealpha=0.85)
 
 
 # --- landscape profiles ---------------------------------------------------------------------

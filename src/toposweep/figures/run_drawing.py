@@ -78,15 +78,18 @@ def run_numbers(metrics: Mapping[str, Any] | None, hessian: Mapping[str, Any] | 
                 topology: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(label, value) of a run's test and training metrics, λ₁, the trace and the topology
     counts: what a panel shows when the problem's predictions are not drawn."""
+    def number(value: Any) -> str:  # four significant digits: a table, not a file
+        return f"{value:.4g}" if isinstance(value, float) else format_value(value)
+
     rows = []
     for key, value in (metrics or {}).items():
         if (key.startswith("test_") or key.startswith("final_train")) and isinstance(value, float):
-            rows.append((metric_label(key), format_value(value)))
+            rows.append((metric_label(key), number(value)))
     if hessian and hessian.get("status") == "ok":
-        rows += [(metric_label(k), format_value(hessian[k])) for k in ("top_eigenvalue", "trace")
+        rows += [(metric_label(k), number(hessian[k])) for k in ("top_eigenvalue", "trace")
                  if isinstance(hessian.get(k), float)]
     if topology and topology.get("status") == "ok":
-        rows += [(metric_label(k), format_value(topology["metrics"][k]))
+        rows += [(metric_label(k), number(topology["metrics"][k]))
                  for k in ("n_minima", "n_saddles", "avg_persistence", "smad")
                  if k in topology["metrics"]]
     return rows
@@ -102,8 +105,8 @@ def draw_run_numbers(ax, rows: Sequence[tuple[str, str]]) -> None:
     step = min(0.09, 0.9 / len(rows))
     for index, (name, value) in enumerate(rows):
         y = 0.95 - index * step
-        ax.text(0.02, y, name, ha="left", va="top", transform=ax.transAxes)
-        ax.text(0.98, y, value, ha="right", va="top", fontweight="bold", transform=ax.transAxes)
+        ax.text(0.05, y, name, ha="left", va="top", transform=ax.transAxes)
+        ax.text(0.75, y, value, ha="right", va="top", fontweight="bold", transform=ax.transAxes)
 
 
 # --- segmentation ---------------------------------------------------------------------------
@@ -141,7 +144,7 @@ def _draw_example(true_axes, predicted_axes, image, mask, predicted, colormap) -
     labelled = (mask >= 0) & (mask < colormap.N)
     wrong = labelled & (predicted != mask)
     share = wrong.sum() / max(int(labelled.sum()), 1)
-    predicted_axes[1].set_xlabel(f"{100 * share:.1f} % wrong")
+    predicted_axes[1].set_xlabel(f"{100 * share:.1f} %")
     grey = image.mean(axis=-1) if image.ndim == 3 else image.astype(float)
     faded = 0.75 + 0.25 * (grey - grey.min()) / (np.ptp(grey) or 1.0)
     predicted_axes[1].imshow(np.where(wrong, 0.0, faded), cmap="gray", vmin=0, vmax=1,
@@ -182,20 +185,19 @@ def draw_segmentation_examples(true_figure, predicted_figure, segmentation: Mapp
     for k in range(n):
         _draw_example(true_axes[:, k], predicted_axes[:, k], images[k], masks[k], predicted[k],
                       colormap)
-        true_axes[0, k].set_title(f"image {k + 1}")
-        predicted_axes[0, k].set_title(f"image {k + 1}")
     for ax in [*true_axes.ravel(), *predicted_axes.ravel()]:
         ax.set_xticks([])
         ax.set_yticks([])
-    for axes, labels in ((true_axes, ("image", "true mask")),
-                         (predicted_axes, ("predicted mask", "wrong pixels (black)"))):
+    # two-line labels: a row of three images on a third of the panel is under an inch tall
+    for axes, labels in ((true_axes, ("image", "true\nmask")),
+                         (predicted_axes, ("predicted\nmask", "wrong\npixels"))):
         axes[0, 0].set_ylabel(labels[0])
         axes[1, 0].set_ylabel(labels[1])
-    true_figure.suptitle(f"{n} test images with their true masks", fontsize="large")
+    true_figure.suptitle(f"{n} test images\nwith their true masks")
     scores = [f"{label} {value:.3f}" for key, label in (("test_pixel_accuracy", "pixel accuracy"),
                                                          ("test_mean_iou", "mean IoU"))
               if (value := (metrics or {}).get(key)) is not None and np.isfinite(value)]
-    predicted_figure.suptitle("predicted masks" + (f" (test set: {', '.join(scores)})"
-                                                   if scores else ""), fontsize="large")
+    predicted_figure.suptitle("predicted masks, wrong pixels black"
+                              + (f"\n(test set: {', '.join(scores)})" if scores else ""))
     outside = any(np.any((m < 0) | (m >= len(names))) for m in (masks, predicted))
     _class_legend(true_figure, names, colormap, outside)

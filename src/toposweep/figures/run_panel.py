@@ -100,7 +100,7 @@ def run_panel(files: Mapping[str, str | os.PathLike], title: str = "",
             draw_training_curve(curve_ax, pd.read_csv(run.paths["curve"]))
         else:
             message_axes(curve_ax, "curve.csv is missing", "training curve")
-        _draw_predictions(figure, slots[7:], run, run_panel_plot)
+        _draw_predictions(figure, grid, run, run_panel_plot)
         status = run.metrics.get("status", "?") if run.metrics else "missing (no train_metrics.json)"
         heading = title or str(files.get("train_metrics", ""))
         if status != "ok":
@@ -145,7 +145,7 @@ def _draw_landscape(figure, slots, run: RunFiles) -> None:
             draw_landscape_contour(
                 slot_ax, central_slice(loss, keep), [axes[keep[0]], axes[keep[1]]], scale,
                 landscape_axis_label(keep[1], settings), landscape_axis_label(keep[0], settings),
-                f"{loss.ndim}-D landscape: slice at α{','.join(map(str, others))} = 0")
+                f"{loss.ndim}-D landscape:\nslice at α{','.join(map(str, others))} = 0")
 
 
 def _draw_topology(figure, slots, run: RunFiles) -> None:
@@ -168,21 +168,24 @@ def _draw_topology(figure, slots, run: RunFiles) -> None:
              if run.landscape_ok and n_minima > MAX_DRAWN_MINIMA else None)
     draw_merge_tree(tree_ax, shown or read_json(paths["merge_tree"]), scale, nonfinite_height)
     if shown is not None:
-        tree_ax.set_title(f"merge tree: the {count_nodes(shown, 'minimum')} most persistent of "
-                          f"{n_minima} minima")
+        tree_ax.set_title(f"merge tree: the {count_nodes(shown, 'minimum')} most persistent\n"
+                          f"of {n_minima} minima")
     draw_persistence_diagram(figure.add_subplot(slots[1]), pd.read_csv(paths["persistence"]),
                              topology["global_minimum"]["value"], scale, value_max)
     draw_profile(figure.add_subplot(slots[2]), profile, scale,
                  "samples" if run.landscape_ok and run.landscape.scattered else "grid vertices")
 
 
-def _draw_predictions(figure, slots, run: RunFiles, run_panel_plot: str | None) -> None:
-    """Slots 8 and 9: what the problem declares (`run_panel_plot`) and its predictions hold;
-    else the run's numbers instead of two blank slots."""
+def _draw_predictions(figure, grid, run: RunFiles, run_panel_plot: str | None) -> None:
+    """Slots 8 and 9 (the last row's second and third): what the problem declares
+    (`run_panel_plot`) and its predictions hold; else the run's numbers across both."""
     predictions, metrics = run.predictions, run.metrics
+    slots = [grid[2, 1], grid[2, 2]]
     if run_panel_plot == "segmentation" and all(key in predictions for key in SEGMENTATION_KEYS):
-        draw_segmentation_examples(figure.add_subfigure(slots[0]), figure.add_subfigure(slots[1]),
-                                   predictions, metrics)
+        # one subfigure across both slots: a slot's own margins (the colour bar of the profile
+        # above it) would shrink the images to half its width
+        true_figure, predicted_figure = figure.add_subfigure(grid[2, 1:]).subfigures(1, 2)
+        draw_segmentation_examples(true_figure, predicted_figure, predictions, metrics)
         return
     if run_panel_plot == "field" and "u_pred" in predictions:
         limit = max(float(np.nanmax(np.abs(predictions["u_exact"]))), 1e-12)
@@ -197,7 +200,7 @@ def _draw_predictions(figure, slots, run: RunFiles, run_panel_plot: str | None) 
         return
     if run_panel_plot == "scatter" and "y_pred" in predictions:
         draw_scatter(figure.add_subplot(slots[0]), predictions)
+        figure.add_subplot(slots[1]).set_visible(False)
     else:
-        draw_run_numbers(figure.add_subplot(slots[0]), run_numbers(metrics, run.hessian,
-                                                                   run.topology))
-    figure.add_subplot(slots[1]).set_visible(False)
+        draw_run_numbers(figure.add_subplot(grid[2, 1:]), run_numbers(metrics, run.hessian,
+                                                                      run.topology))

@@ -107,6 +107,10 @@ def _draw_heat_map(ax, grid: SweepGrid, metric: str | None) -> None:
                           "shrink": 0.8},
                 annot_kws={"fontsize": 8})
     ax.set_facecolor("0.9")
+    for i, j in zip(*np.nonzero(~np.isfinite(values) if any_value else np.zeros(values.shape))):
+        # seaborn leaves NaN cells unannotated: say why the run has no value
+        ax.text(j + 0.5, i + 0.5, annotations[i, j], ha="center", va="center", fontsize=8,
+                color="0.35")
     ax.set_xlabel(metric_label(grid.parameter))
     ax.set_ylabel(grid.rows_name)
     ax.set_title(f"{metric_name} per run")
