@@ -323,16 +323,6 @@ def figure_run_files(keys):
     ]
 
 
-def figure_command(entry, files):
-    """The shell command of a figure rule: plot_figures.py with the registry entry's
-    sub-command, its input options (`files`) and what every figure takes."""
-    return (
-        f"{{params.script}} {entry.command} {files} --settings {{params.settings:q}}"
-        " --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-    )
-
-
 def check_profile():
     """Profile mistakes that would otherwise surface only on the cluster: an unset environment
     variable in the default resources (e.g. the Slurm account), resources or threads for a rule

@@ -30,12 +30,18 @@ for figure in figure_registry.EXPERIMENT_FIGURES:
             "../../envs/analysis.yaml"
         params:
             script=script("plot_figures.py"),
+            # read here, while `figure` is this entry: the shell command is evaluated again
+            # when the job runs, after the loop (it must not name `figure`)
+            command=figure.command,
+            table=figure.table,
             settings=stage_settings("figures"),
             problem=problem_info,
             title=figure_title(figure.title),
             swept=lambda wildcards: swept_description(wildcards.experiment),
         shell:
-            figure_command(figure, f"--{figure.table} {{input.table}}")
+            "{params.script} {params.command} --{params.table} {input.table}"
+            " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
+            " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule run_panel:
@@ -61,13 +67,16 @@ rule run_panel:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
+        command=figure_registry.RUN_PANEL.command,
         settings=stage_settings("figures"),
         problem=problem_info,
         files=option_list,
         title=run_title,
         swept=lambda wildcards: swept_description(wildcards.experiment),
     shell:
-        figure_command(figure_registry.RUN_PANEL, "{params.files}")
+        "{params.script} {params.command} {params.files} --settings {params.settings:q}"
+        " --problem {params.problem:q} --title {params.title:q}"
+        " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule paper_figures:
