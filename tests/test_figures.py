@@ -574,3 +574,45 @@ def test_every_registry_entry_is_a_rule_with_its_caption_module_and_outputs(tmp_
             for name in names:
                 assert layout.figure(experiment, name, entry.name, "png") in result.stdout
     assert int(counts[registry.RUN_PANEL.rule]) == panels > 0
+
+
+@pytest.mark.slow  # five figure jobs: about a minute on the busy 2-core machine
+def test_each_figure_rule_runs_its_own_entry(experiment, tmp_path):
+    """The real `snakemake` draws every figure of the registry from existing tables (a rule
+    generated in a loop must not run another entry's command: Snakemake evaluates a shell
+    command again when the job runs, after the loop)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from conftest import REPO
+    from toposweep import layout
+    from toposweep.io import write_csv
+
+    results, runs, table = experiment
+    workdir = tmp_path / "work"
+    shutil.copytree(results, workdir / "results")  # the synthetic runs are at layout.run_dir
+    config = {"available_runs_only": True, "experiments": [{
+        "name": "pinn", "problem": "pinn_convection", "grid": {"beta": [1, 2, 4, 8]},
+        "seeds": [0, 1], "landscapes": [{"name": "main"}]}]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    tables = Path(layout.table("pinn", "main", "x")).parent
+    (workdir / tables).mkdir(parents=True, exist_ok=True)
+    write_csv(workdir / tables / "summary.csv", table)  # newer than the runs' files: up to date
+    table.to_parquet(workdir / tables / "summary.parquet")
+    write_csv(workdir / tables / "correlations.csv", correlations(table))
+    targets = [layout.figure("pinn", "main", entry.name, "png")
+               for entry in registry.EXPERIMENT_FIGURES]
+    targets.append(layout.run_figure("pinn", "main", "beta~4", 0, "png"))
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    result = subprocess.run([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory",
+                             str(workdir), "--configfile", str(tmp_path / "config.yaml"),
+                             "--cores", "2", *targets], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{len(targets)} of {len(targets)} steps (100%) done" in result.stderr
+    for entry, target in zip(registry.FIGURES, targets):
+        assert (workdir / target).read_bytes()[:8] == PNG_SIGNATURE, entry.rule
+        log = (workdir / "logs" / "pinn" / "figures" / "main").rglob("*.log")
+        assert all("Traceback" not in path.read_text() for path in log)
