@@ -19,6 +19,10 @@ include: "workflow/rules/landscape.smk"
 include: "workflow/rules/topology.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+report: report_text()
 
 
 # Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs;
@@ -29,6 +33,7 @@ localrules:
     summary,
     correlations,
     paper_figures,
+    report_overview,
 
 
 rule all:
@@ -37,6 +42,9 @@ rule all:
         all_tables(),
         all_topology(),
         rules.paper_figures.input,
+        layout.report_overview(),
+    message:
+        "every result of the sweep (tables, figures, the report's landing page)"
 
 
 check_profile()
@@ -45,3 +53,7 @@ check_profile()
 onsuccess:
     report_flagged_runs()
     report_outputs()
+
+
+onerror:
+    report_failed_jobs(log)

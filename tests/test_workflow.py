@@ -269,3 +269,53 @@ def test_validating_the_default_config_imports_no_torch(tmp_path):
     # the figure rules come from toposweep.figures.registry, which needs no matplotlib
     assert "toposweep.figures.registry" in imported
     assert not [name for name in imported if name.split(".")[0] == "matplotlib"]
+
+
+def report_data(html: str, variable: str) -> dict:
+    """A JSON variable of Snakemake's report page (`var results = {...};`)."""
+    start = html.index(f"var {variable} = ") + len(f"var {variable} = ")
+    return json.JSONDecoder().raw_decode(html[start:])[0]
+
+
+def test_the_report_opens_on_the_sweep_and_labels_each_run_with_its_numbers(tiny_sweep):
+    """Landing page: what was swept, every run's numbers, the headline correlations. Run panels
+    carry their numbers as labels (in numeric order: lr 0.001 before 0.01) and in the caption."""
+    overview = (tiny_sweep / "results" / "report_overview.rst").read_text()
+    assert "segmentation: landscape hessian2d" in overview and "regression_nd: landscape hessian10d" in overview
+    result = snakemake(tiny_sweep, REPO / "tests" / "data" / "tiny_sweep.yaml", "--report",
+                       "results/report.zip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(tiny_sweep / "results" / "report.zip") as archive:
+        html = archive.read("report/report.html").decode()
+    landing = report_data(html, "workflow_desc")
+    assert "Swept: unet_crf, lr ∈ {0.01, 0.001}" in landing
+    assert "Spearman tests are significant at q &lt; 0.05" in landing
+    panels = {path: entry for path, entry in report_data(html, "results").items() if "/runs/" in path}
+    first = panels["results/segmentation/figures/hessian2d/runs/lr~0.001_seed~0.png"]
+    second = panels["results/segmentation/figures/hessian2d/runs/lr~0.01_seed~0.png"]
+    assert (first["labels"]["#"], second["labels"]["#"]) == ("1", "2")
+    summary = pd.read_csv(tiny_sweep / "results" / "segmentation" / "tables" / "hessian2d" / "summary.csv")
+    row = summary[summary["point"] == "lr~0.01"].iloc[0]
+    assert second["labels"]["run"] == "lr = 0.01, seed 0"
+    assert second["labels"]["minima"] == str(row["n_minima"])
+    assert f"minima {row['n_minima']};" in second["caption"]
+
+
+def test_a_failed_job_says_what_failed_and_names_its_log(tmp_path):
+    """The end of a failed sweep names the failed step with the last line of its log (the
+    exception), not only Snakemake's 'message: None' block."""
+    source = (REPO / "examples" / "regression" / "problem.py").read_text()
+    marker = "    def train(self, model, curve, resume_path=None):\n"
+    assert marker in source
+    (tmp_path / "broken.py").write_text(source.replace(
+        marker, marker + "        raise RuntimeError('sine.csv is missing (planted)')\n"))
+    config = tmp_path / "broken.yaml"
+    config.write_text("experiments:\n  - name: broken\n    problem: broken.py:SineRegression\n"
+                      "    landscapes: [{name: random2d, resolution: 5}]\n")
+    result = snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert ("Failed jobs:\n  train: RuntimeError: sine.csv is missing (planted)\n"
+            "    (full log: logs/broken/default/seed~0/train.log)") in result.stderr
+    assert "experiments (from " in result.stderr and "broken (1 run)" in result.stderr

@@ -9,6 +9,7 @@ never looks for files on its own.
     results/<experiment>/<point>/seed~<seed>/<landscape>/   one landscape of it (LandscapeFiles)
     results/<experiment>/tables/<landscape>/            summary and correlations of a landscape
     results/<experiment>/figures/<landscape>/           its figures; runs/<point>_seed~<seed>.*
+    results/report_overview.rst                          the HTML report's landing page
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def figure(experiment: str, landscape: str, name: str, extension: str) -> str:
 def run_figure(experiment: str, landscape: str, point: str, seed: int | str, extension: str) -> str:
     """The per-run panel of one landscape."""
     return f"{RESULTS}/{experiment}/figures/{landscape}/runs/{point}_seed~{seed}.{extension}"
+
+
+def report_overview() -> str:
+    """The HTML report's landing page (what was swept, the summaries, headline correlations)."""
+    return f"{RESULTS}/report_overview.rst"
 
 
 def log(*parts: str) -> str:

@@ -14,6 +14,8 @@ rule summary:
     params:
         script=script("aggregate.py"),
         runs=runs_description,
+    message:
+        "summary of {wildcards.experiment}/{wildcards.landscape}; log: {log}"
     shell:
         "{params.script} summary --runs {params.runs:q}"
         " --csv {output.csv} --parquet {output.parquet} > {log} 2>&1"
@@ -31,6 +33,8 @@ rule correlations:
     params:
         script=script("aggregate.py"),
         settings=stage_settings("aggregate"),
+    message:
+        "correlations of {wildcards.experiment}/{wildcards.landscape}; log: {log}"
     shell:
         "{params.script} correlations --summary {input.summary}"
         " --settings {params.settings:q} --output {output} > {log} 2>&1"

@@ -40,7 +40,31 @@ LANDSCAPES = {
     for name, experiment in EXPERIMENT_CONFIG.items()
 }
 
+
+def runs_text(count):
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
 if workflow.is_main_process:
+    # Which experiments run: with --configfile, the later file's `experiments` replaces the
+    # default config's list (Snakemake merges mappings, not lists); say so before any job.
+    default = Path(workflow.basedir, "config", "config.yaml").resolve()
+    given = " + ".join(
+        str(path) for path in workflow.configfiles if Path(path).resolve() != default
+    )
+    origin = (
+        f"from {given}, in place of config/config.yaml's"
+        if given
+        else "config/config.yaml"
+    )
+    print(
+        f"experiments ({origin}): "
+        + "; ".join(
+            f"{name} ({runs_text(sum(run.experiment == name for run in RUNS.values()))})"
+            for name in EXPERIMENTS
+        ),
+        file=sys.stderr,
+    )
     # What the landscapes will cost, before any job (jobs re-read the Snakefile: say it once).
     for name, specs in LANDSCAPES.items():
         n_runs = sum(run.experiment == name for run in RUNS.values())
@@ -54,7 +78,7 @@ if workflow.is_main_process:
                 else f"{cost['points']:,} {spec['sampling']} samples in {spec['dimensions']}-D"
             )
             print(
-                f"landscape {name}/{landscape}: {points} per run x {n_runs} runs; memory per run: loss "
+                f"landscape {name}/{landscape}: {points} per run x {runs_text(n_runs)}; memory per run: loss "
                 f"{readable_bytes(cost['landscape_bytes'])}, topology about "
                 f"{readable_bytes(cost['topology_bytes'])}",
                 file=sys.stderr,
@@ -77,7 +101,20 @@ wildcard_constraints:
 # activated venv (and on cluster nodes whose PATH differs); under `--sdm conda` each rule's own
 # environment provides `python`.
 CONDA_JOBS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-PYTHON = "python" if CONDA_JOBS else shlex.quote(sys.executable)
+
+
+def within_workdir(path):
+    """A path relative to the working directory when it lies inside (shorter commands in logs
+    and in the report), else absolute (e.g. --directory elsewhere)."""
+    path = Path(path).absolute()
+    return (
+        str(path.relative_to(Path.cwd()))
+        if path.is_relative_to(Path.cwd())
+        else str(path)
+    )
+
+
+PYTHON = "python" if CONDA_JOBS else shlex.quote(within_workdir(sys.executable))
 # The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; the Slurm
 # profiles set resources mpi=srun.
 MPIEXEC = (
@@ -91,7 +128,7 @@ def script(name, mpi=False):
     """The command that runs a script of scripts/: PYTHON and the script's absolute path (so
     --directory elsewhere still finds it), through mpi4py for an MPI launcher's ranks.
     """
-    path = shlex.quote(str(Path(workflow.basedir) / "scripts" / name))
+    path = shlex.quote(within_workdir(Path(workflow.basedir) / "scripts" / name))
     return f"{PYTHON} -m mpi4py {path}" if mpi else f"{PYTHON} {path}"
 
 
@@ -143,6 +180,40 @@ def run_title(wildcards):
     parts = [point] if point else []
     parts.append(f"seed {wildcards.seed}")
     return f"{wildcards.experiment} ({wildcards.landscape}): {', '.join(parts)}"
+
+
+def run_order(experiment):
+    """Each run's place in numeric order (swept values, then seed: β 1, 5, 10, 20, not the
+    text order of the folder names), by run name."""
+    runs = sorted(
+        experiment_runs(experiment),
+        key=lambda run: (
+            [
+                (0, v) if isinstance(v, (int, float)) else (1, str(v))
+                for v in run.swept.values()
+            ],
+            run.seed,
+        ),
+    )
+    return {run.name: index for index, run in enumerate(runs, start=1)}
+
+
+def run_panel_labels(wildcards, input):
+    """Report labels of a run panel (evaluated when the report is built): its place in numeric
+    order (the report sorts labels as text, so zero-padded), the run in words and its numbers
+    (test metric, λ₁, minima, saddles, persistence) from its stage files."""
+    from toposweep.report import run_numbers
+
+    order = run_order(wildcards.experiment)
+    run = run_of(wildcards)
+    width = len(str(len(order)))
+    title = run_title(wildcards).split(": ", 1)[1]
+    problem = PROBLEMS[run.problem].describe()
+    return {
+        "#": str(order[run.name]).zfill(width),
+        "run": title,
+        **run_numbers(dict(input.items()), problem),
+    }
 
 
 def experiment_runs(experiment):
@@ -260,6 +331,38 @@ def all_tables():
                 for name in ("summary.csv", "correlations.csv")
             ]
     return paths
+
+
+def overview_sections(wildcards):
+    """Params function: the report landing page's sections (one per experiment and landscape)
+    as JSON: what was swept, the problem's declarations and the two tables."""
+    return json.dumps(
+        [
+            {
+                "experiment": experiment,
+                "landscape": landscape,
+                "swept": swept_description(experiment),
+                "problem": PROBLEMS[
+                    EXPERIMENT_CONFIG[experiment]["problem"]
+                ].describe(),
+                "summary": layout.table(experiment, landscape, "summary.csv"),
+                "correlations": layout.table(experiment, landscape, "correlations.csv"),
+            }
+            for experiment in EXPERIMENTS
+            for landscape in LANDSCAPES[experiment]
+        ],
+        sort_keys=True,
+    )
+
+
+def report_text():
+    """The report's landing page: the sweep's overview once the workflow has written it, else
+    a page that says how to get it (Snakemake reads the file only when it builds a report).
+    """
+    overview = Path(layout.report_overview())
+    if overview.exists():
+        return str(overview.resolve())
+    return "workflow/report/workflow.rst"
 
 
 def all_topology():
@@ -406,3 +509,27 @@ def report_outputs():
             sep="\n",
             file=sys.stderr,
         )
+
+
+def report_failed_jobs(snakemake_logs):
+    """When a sweep stops on an error: each failed job's step and the last line of its log
+    (usually the exception), so the cause shows without opening the file. `snakemake_logs`:
+    Snakemake's own log file(s), where it names the failed jobs' logs."""
+    paths = (
+        [snakemake_logs] if isinstance(snakemake_logs, (str, Path)) else snakemake_logs
+    )
+    text = "\n".join(Path(path).read_text(errors="replace") for path in paths or [])
+    failed = re.findall(
+        r"Error in rule\s(\S+):.*?log: (\S+) \(check log", text, flags=re.S
+    )
+    lines = []
+    for rule, path in dict.fromkeys(failed):
+        log_lines = (
+            Path(path).read_text(errors="replace").strip().splitlines()
+            if Path(path).exists()
+            else []
+        )
+        last = log_lines[-1] if log_lines else "(the log is empty)"
+        lines.append(f"  {rule}: {last}\n    (full log: {path})")
+    if lines:
+        print("Failed jobs:", *lines, sep="\n", file=sys.stderr)

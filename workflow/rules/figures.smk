@@ -38,6 +38,8 @@ for figure in figure_registry.EXPERIMENT_FIGURES:
             problem=problem_info,
             title=figure_title(figure.title),
             swept=lambda wildcards: swept_description(wildcards.experiment),
+        message:
+            f"figure {figure.name} of {{wildcards.experiment}}/{{wildcards.landscape}}; log: {{log}}"
         shell:
             "{params.script} {params.command} --{params.table} {input.table}"
             " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
@@ -55,7 +57,7 @@ rule run_panel:
             caption=f"../report/{figure_registry.RUN_PANEL.caption}",
             category="{experiment}",
             subcategory=f"{{landscape}}: {figure_registry.RUN_PANEL.subcategory}",
-            labels={"run": "{point}, seed {seed}"},
+            labels=run_panel_labels,
         ),
         pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
     log:
@@ -73,6 +75,8 @@ rule run_panel:
         files=option_list,
         title=run_title,
         swept=lambda wildcards: swept_description(wildcards.experiment),
+    message:
+        "run panel of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}, landscape {wildcards.landscape}; log: {log}"
     shell:
         "{params.script} {params.command} {params.files} --settings {params.settings:q}"
         " --problem {params.problem:q} --title {params.title:q}"
@@ -80,8 +84,11 @@ rule run_panel:
 
 
 rule paper_figures:
-    """Every experiment's tables and figures: `snakemake --cores all paper_figures
-    --configfile config/paper/<sweep>.yaml` regenerates that paper's figures."""
     input:
         all_tables(),
         [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],
+        layout.report_overview(),
+    """Every experiment's tables and figures: `snakemake --cores all paper_figures
+    --configfile config/paper/<sweep>.yaml` regenerates that paper's figures."""
+    message:
+        "every experiment's tables and figures, and the report's landing page"

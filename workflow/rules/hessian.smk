@@ -16,6 +16,8 @@ rule hessian:
         script=script("hessian.py"),
         settings=stage_settings("hessian"),
         run=run_json,
+    message:
+        "Hessian of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}; log: {log}"
     shell:
         "{params.script} --checkpoint {input.checkpoint} --train-metrics {input.metrics}"
         " --run {params.run:q} --hessian {output.hessian} --eigenvectors {output.eigenvectors}"

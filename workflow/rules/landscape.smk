@@ -24,6 +24,8 @@ rule landscape:
             for key in ("eigenvectors", "trajectory")
             if key in input.keys()
         ),
+    message:
+        "landscape {wildcards.landscape} of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}; log: {log}"
     shell:
         "{resources.mpi} -n {resources.tasks} {params.script}"
         " --checkpoint {input.checkpoint} --output {output.landscape}"
@@ -43,5 +45,7 @@ rule landscape_vti:
         "../../envs/analysis.yaml"
     params:
         script=script("export_vti.py"),
+    message:
+        "VTI export of {input}; log: {log}"
     shell:
         "{params.script} {input.landscape} {output.vti} > {log} 2>&1"

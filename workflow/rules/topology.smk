@@ -13,6 +13,8 @@ rule topology:
     params:
         script=script("topology.py"),
         settings=stage_settings("topology"),
+    message:
+        "topology of landscape {wildcards.landscape} of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}; log: {log}"
     shell:
         "{params.script} --landscape {input.landscape} --topology {output.topology}"
         " --persistence {output.persistence} --merge-tree {output.merge_tree}"

@@ -12,6 +12,8 @@ rule train:
     params:
         script=script("train.py"),
         run=run_json,
+    message:
+        "train {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}; log: {log}"
     shell:
         "{params.script} --run {params.run:q} --checkpoint {output.checkpoint}"
         " --metrics {output.metrics} --curve {output.curve}"
@@ -37,5 +39,7 @@ rule train_summary:
         "../../envs/analysis.yaml"
     params:
         script=script("train_summary.py"),
+    message:
+        "training table of {wildcards.experiment}; log: {log}"
     shell:
         "{params.script} --output {output} {input.metrics} > {log} 2>&1"

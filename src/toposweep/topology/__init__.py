@@ -9,8 +9,8 @@ from toposweep.topology.merge_tree import (
     MergeTree,
     graph_merge_tree,
     merge_tree,
-    simplify,
 )
+from toposweep.topology.simplify import simplify
 from toposweep.topology.graph import PRUNE_RULES, graph_topology, neighbourhood_graph
 from toposweep.topology.loops import loop_metrics, loop_pairs
 from toposweep.topology.metrics import persistence_pairs, smad, topology_metrics, tree_metrics

@@ -272,7 +272,8 @@ def graph_topology(
     `threshold` (absolute, or a fraction of the finite value range when `relative_threshold`).
     """
     # merge_tree imports this module (for validate_graph), so it is imported here, not on top
-    from toposweep.topology.merge_tree import graph_merge_tree, simplify
+    from toposweep.topology.merge_tree import graph_merge_tree
+    from toposweep.topology.simplify import simplify
 
     points = validate_points(points)
     values = np.asarray(values)

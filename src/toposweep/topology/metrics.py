@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from toposweep.topology._kernels import NODE_MINIMUM
-from toposweep.topology.merge_tree import MergeTree, merge_tree, ordering_key, simplify
+from toposweep.topology.merge_tree import MergeTree, merge_tree, ordering_key
+from toposweep.topology.simplify import simplify
 
 
 def persistence_pairs(values: Any, connectivity: str = "freudenthal") -> np.ndarray:

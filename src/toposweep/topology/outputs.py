@@ -18,7 +18,6 @@ from toposweep.topology.graph import PRUNE_OF_GRAPH, neighbourhood_graph
 from toposweep.topology.merge_tree import (
     graph_merge_tree,
     merge_tree,
-    simplify,
     validate_axes,
     validate_values,
 )
@@ -26,6 +25,7 @@ from toposweep.topology.loops import (LoopPairs, loop_metrics, loop_pairs,
                                       validate_homology_dimensions)
 from toposweep.topology.metrics import tree_metrics
 from toposweep.topology.profile import landscape_profile
+from toposweep.topology.simplify import simplify
 
 NONFINITE_POLICY = (
     "NaN/+inf/-inf ordered above every finite value (ties by flat index); never replaced"
@@ -98,28 +98,17 @@ def write_topology_outputs(
     else:
         if 1 in dimensions:
             raise ValueError("loops (homology dimension 1) are computed on grids, not on samples")
-        if grid.ndim != 1 or len(samples) != grid.size:
-            raise ValueError(f"{grid.size} losses of shape {grid.shape} for {len(samples)} samples")
         axes, samples = None, np.asarray(samples, dtype=np.float64)
-        indptr, indices = neighbourhood_graph(samples, neighbours, PRUNE_OF_GRAPH[graph])
-        graph_settings = {"connectivity": graph, "graph": graph, "neighbours": int(neighbours),
-                          "mean_degree": float(indices.size / grid.size),
-                          "graph_seconds": time.perf_counter() - start}
-        tree = simplify(graph_merge_tree(grid, indptr, indices, graph), threshold,
-                        relative_threshold)
+        tree, graph_settings = _graph_tree(grid, samples, graph, neighbours, start)
+        tree = simplify(tree, threshold, relative_threshold)
     metrics = tree_metrics(tree)
     loops = loop_pairs(grid, tree.threshold) if 1 in dimensions else None
     if loops is not None:
         metrics.update(loop_metrics(loops))
     elapsed = time.perf_counter() - start
     profile = landscape_profile(tree)
-
-    minimum_vertex = tree.global_minimum_vertex
-    minimum_coords = np.array(np.unravel_index(minimum_vertex, tree.shape)).reshape(1, -1)
-    minimum_position = tree.positions(np.array([minimum_vertex]), axes, samples)
-    all_nonfinite = metrics["n_nonfinite"] == metrics["n_vertices"]
     summary = {
-        "status": "diverged" if all_nonfinite else "ok",
+        "status": "diverged" if metrics["n_nonfinite"] == metrics["n_vertices"] else "ok",
         "settings": {
             "backend": "toposweep",
             **graph_settings,
@@ -131,14 +120,7 @@ def write_topology_outputs(
             "code_version": toposweep.__version__,
         },
         "metrics": metrics,
-        "global_minimum": {
-            "vertex": int(minimum_vertex),
-            "coordinates": None if tree.on_graph else [int(c) for c in minimum_coords[0]],
-            "position": (
-                None if minimum_position is None else [float(x) for x in minimum_position[0]]
-            ),
-            "value": float(tree.values[minimum_vertex]),
-        },
+        "global_minimum": _global_minimum(tree, axes, samples),
         "compute_seconds": elapsed,
         "provenance": provenance or {},
     }
@@ -148,6 +130,34 @@ def write_topology_outputs(
     write_text(files.profile, profile.to_json() + "\n")
     write_json(files.topology, summary)  # last: its presence marks completion
     return summary
+
+
+def _graph_tree(losses: np.ndarray, samples: np.ndarray, graph: str, neighbours: int,
+                start: float) -> tuple[Any, dict[str, Any]]:
+    """The unsimplified merge tree of scattered samples on their neighbourhood graph, and the
+    graph's settings for topology.json (its mean degree and the time to build it)."""
+    if losses.ndim != 1 or len(samples) != losses.size:
+        raise ValueError(f"{losses.size} losses of shape {losses.shape} for {len(samples)} samples")
+    indptr, indices = neighbourhood_graph(samples, neighbours, PRUNE_OF_GRAPH[graph])
+    settings = {"connectivity": graph, "graph": graph, "neighbours": int(neighbours),
+                "mean_degree": float(indices.size / losses.size),
+                "graph_seconds": time.perf_counter() - start}
+    return graph_merge_tree(losses, indptr, indices, graph), settings
+
+
+def _global_minimum(tree, axes: list[np.ndarray] | None, samples: np.ndarray | None
+                    ) -> dict[str, Any]:
+    """Where the landscape's lowest value is: vertex, grid coordinates (none on a graph),
+    position in direction units, value."""
+    vertex = tree.global_minimum_vertex
+    coordinates = np.array(np.unravel_index(vertex, tree.shape)).reshape(-1)
+    position = tree.positions(np.array([vertex]), axes, samples)
+    return {
+        "vertex": int(vertex),
+        "coordinates": None if tree.on_graph else [int(c) for c in coordinates],
+        "position": None if position is None else [float(x) for x in position[0]],
+        "value": float(tree.values[vertex]),
+    }
 
 
 def topology_of_landscape_file(
