@@ -256,7 +256,7 @@ def test_a_6d_grid_and_10d_scattered_samples_run_through_the_workflow(tiny_sweep
 
 def test_validating_the_default_config_imports_no_torch(tmp_path):
     """`snakemake -n` reads every problem's declarations without importing torch (seconds on a
-    login node's shared file system): no torch module is executed."""
+    login node's shared file system): no torch module is executed, nor matplotlib."""
     environment = {**ENVIRONMENT, "PYTHONPROFILEIMPORTTIME": "1"}
     command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", str(REPO / "config" / "config.yaml"), "--cores", "1", "-n", "--quiet"]
@@ -266,6 +266,9 @@ def test_validating_the_default_config_imports_no_torch(tmp_path):
                 if line.startswith("import time:")]
     assert "toposweep.config" in imported and "toposweep.datasets" in imported  # problems read
     assert not [name for name in imported if name == "torch" or name.startswith("torch.")]
+    # the figure rules come from toposweep.figures.registry, which needs no matplotlib
+    assert "toposweep.figures.registry" in imported
+    assert not [name for name in imported if name.split(".")[0] == "matplotlib"]
 
 
 def report_data(html: str, variable: str) -> dict:

@@ -19,6 +19,7 @@ from snakemake.settings.types import DeploymentMethod
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from toposweep import layout
 from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
+from toposweep.figures import registry as figure_registry
 from toposweep.schema import load_yaml
 from toposweep.sizes import landscape_cost, readable_bytes
 
@@ -415,17 +416,16 @@ def swept_description(experiment):
     )
 
 
-EXPERIMENT_FIGURES = ("correlations", "metric_panels", "seed_heatmap", "profiles")
-
-
 def experiment_figures(experiment):
-    """Every figure file (PNG and PDF) of one experiment, for each of its landscapes."""
+    """Every figure file (PNG and PDF) of one experiment, for each of its landscapes: the
+    registry's experiment figures and, unless figures.run_panels is off, every run's panel.
+    """
     paths = []
     for landscape in LANDSCAPES[experiment]:
         for extension in layout.FIGURE_FORMATS:
             paths += [
-                layout.figure(experiment, landscape, name, extension)
-                for name in EXPERIMENT_FIGURES
+                layout.figure(experiment, landscape, entry.name, extension)
+                for entry in figure_registry.EXPERIMENT_FIGURES
             ]
             if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
                 paths += [
@@ -528,6 +528,18 @@ def option_list(wildcards, input):
 
 def figure_title(kind):
     return lambda wildcards: f"{wildcards.experiment} ({wildcards.landscape}): {kind}"
+
+
+def figure_run_files(keys):
+    """Input function: the runs' files of a landscape that a figure reads through the
+    summary's paths (`keys`, e.g. profile, landscape), so it is redrawn when they change.
+    """
+    return lambda wildcards: [
+        paths[key]
+        for paths in run_files(wildcards.experiment, wildcards.landscape).values()
+        for key in keys
+        if key in paths
+    ]
 
 
 def check_profile():

@@ -169,6 +169,44 @@ class Profile:
             "saddles": [{"node": n, "x": x, "y": y} for n, x, y in self.saddles],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """The profile back from `to_dict`'s description (profile.json): each basin's levels
+        and widths from the left half of its polygon, so figures redraw it without the tree."""
+        codes = {name: code for code, name in NODE_TYPE_NAMES.items()}
+        basins = data["basins"]
+        levels, widths, offsets = [], [], [0]
+        for basin in basins:
+            left = np.asarray(basin["polygon"], dtype=float)[: len(basin["polygon"]) // 2]
+            levels.append(left[:, 1])
+            widths.append(2 * (basin["centre"] - left[:, 0]))
+            offsets.append(offsets[-1] + len(left))
+
+        def column(key: str, dtype) -> np.ndarray:
+            return np.array([basin[key] for basin in basins], dtype=dtype)
+
+        return cls(
+            n_vertices=int(data["n_vertices"]),
+            n_nonfinite=int(data["n_nonfinite"]),
+            value_min=data["value_min"],
+            value_max=data["value_max"],
+            nonfinite_height=data["nonfinite_height"],
+            basin_node=column("node", np.int64),
+            basin_node_type=np.array([codes[b["node_type"]] for b in basins], dtype=np.int8),
+            basin_parent=np.array([-1 if b["parent"] is None else b["parent"] for b in basins],
+                                  dtype=np.int64),
+            basin_lower=column("lower", float),
+            basin_upper=column("upper", float),
+            basin_minimum=column("minimum", float),
+            basin_size=column("size", np.int64),
+            basin_centre=column("centre", float),
+            level_offsets=np.array(offsets, dtype=np.int64),
+            levels=np.concatenate(levels) if levels else np.zeros(0),
+            widths=np.concatenate(widths) if widths else np.zeros(0),
+            minima=[(m["node"], m["x"], m["y"]) for m in data["minima"]],
+            saddles=[(s["node"], s["x"], s["y"]) for s in data["saddles"]],
+        )
+
     def to_json(self) -> str:
         """The profile as a JSON string (see `to_dict`)."""
         return json_text(self.to_dict(), indent=None)
