@@ -271,9 +271,12 @@ def test_validating_the_default_config_imports_no_torch(tmp_path):
     assert not [name for name in imported if name.split(".")[0] == "matplotlib"]
 
 
-def report_data(html: str, variable: str) -> dict:
-    """A JSON variable of Snakemake's report page (`var results = {...};`)."""
-    start = html.index(f"var {variable} = ") + len(f"var {variable} = ")
+def report_data(html: str, variable: str):
+    """A JSON variable of Snakemake's report page (`var results = {...};`, not the libraries'
+    variables of the same name)."""
+    import re
+
+    start = re.search(rf'var {variable} = (?=[{{"])', html).end()
     return json.JSONDecoder().raw_decode(html[start:])[0]
 
 

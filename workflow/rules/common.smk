@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.iocontainers import Wildcards
 from snakemake.utils import update_config
 from snakemake.settings.types import DeploymentMethod
 
@@ -314,7 +315,7 @@ def run_order(experiment):
     return {run.name: index for index, run in enumerate(runs, start=1)}
 
 
-def run_panel_labels(wildcards, input):
+def run_panel_labels(wildcards):
     """Report labels of a run panel (evaluated when the report is built): its place in numeric
     order (the report sorts labels as text, so zero-padded), the run in words and its numbers
     (test metric, λ₁, minima, saddles, persistence) from its stage files."""
@@ -328,7 +329,7 @@ def run_panel_labels(wildcards, input):
     return {
         "#": str(order[run.name]).zfill(width),
         "run": title,
-        **run_numbers(dict(input.items()), problem),
+        **run_numbers(run_panel_inputs(wildcards), problem),
     }
 
 
@@ -418,7 +419,8 @@ def swept_description(experiment):
 
 def experiment_figures(experiment):
     """Every figure file (PNG and PDF) of one experiment, for each of its landscapes: the
-    registry's experiment figures and, unless figures.run_panels is off, every run's panel.
+    registry's experiment figures and, unless figures.run_panels is off, the folder of its
+    runs' panels.
     """
     paths = []
     for landscape in LANDSCAPES[experiment]:
@@ -427,13 +429,8 @@ def experiment_figures(experiment):
                 layout.figure(experiment, landscape, entry.name, extension)
                 for entry in figure_registry.EXPERIMENT_FIGURES
             ]
-            if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
-                paths += [
-                    layout.run_figure(
-                        experiment, landscape, run.point, run.seed, extension
-                    )
-                    for run in experiment_runs(experiment)
-                ]
+        if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
+            paths.append(layout.run_figures_dir(experiment, landscape))
     return paths
 
 
@@ -498,32 +495,47 @@ def all_topology():
 def run_panel_inputs(wildcards):
     """A run's files that its panel for one landscape draws, by option name (only those
     present, with `available_runs_only: true`)."""
-    run = RUN_DIR.format(**wildcards)
-    landscape_dir = LANDSCAPE_DIR.format(**wildcards)
-    train = layout.TrainFiles.in_dir(run)
-    hessian = layout.HessianFiles.in_dir(run)
-    topology = layout.TopologyFiles.in_dir(landscape_dir)
-    paths = {
-        "train_metrics": train.metrics,
-        "curve": train.curve,
-        "predictions": train.predictions,
-        "hessian": hessian.hessian,
-        "density": hessian.density,
-        "landscape": f"{landscape_dir}/{layout.LANDSCAPE}",
-        "topology": topology.topology,
-        "merge_tree": topology.merge_tree,
-        "persistence": topology.persistence,
-        "profile": topology.profile,
-    }
-    paths = {key: str(path) for key, path in paths.items()}
+    paths = layout.run_panel_files(
+        wildcards.experiment, wildcards.point, wildcards.seed, wildcards.landscape
+    )
     if VALIDATED["available_runs_only"]:
         paths = {key: path for key, path in paths.items() if Path(path).exists()}
     return paths
 
 
-def option_list(wildcards, input):
-    """`--name path` for every named input (the run panel's files)."""
-    return " ".join(f"--{key.replace('_', '-')} {path}" for key, path in input.items())
+def panel_wildcards(wildcards, run):
+    """The wildcards of one run's panel of a landscape."""
+    return Wildcards(
+        fromdict={
+            "experiment": run.experiment,
+            "point": run.point,
+            "seed": str(run.seed),
+            "landscape": wildcards.landscape,
+        }
+    )
+
+
+def all_run_panel_inputs(wildcards):
+    """Every run's panel files of one landscape (the one job that draws all its panels)."""
+    return [
+        path
+        for run in experiment_runs(wildcards.experiment)
+        for path in run_panel_inputs(panel_wildcards(wildcards, run)).values()
+    ]
+
+
+def run_panel_list(wildcards):
+    """Params function: the runs whose panels the job draws, as JSON (point, seed, title)."""
+    return json.dumps(
+        [
+            {
+                "point": run.point,
+                "seed": run.seed,
+                "title": run_title(panel_wildcards(wildcards, run)),
+            }
+            for run in experiment_runs(wildcards.experiment)
+        ]
+    )
 
 
 def figure_title(kind):

@@ -47,23 +47,21 @@ for figure in figure_registry.EXPERIMENT_FIGURES:
 
 
 rule run_panel:
+    """Every run's panel of one landscape in one job (one matplotlib start-up, not one per
+    run: a 100-run sweep draws 100 panels on the login node in one process)."""
     input:
-        unpack(run_panel_inputs),
+        all_run_panel_inputs,
     output:
-        png=report(
-            layout.run_figure(
-                "{experiment}", "{landscape}", "{point}", "{seed}", "png"
-            ),
+        report(
+            directory(layout.run_figures_dir("{experiment}", "{landscape}")),
+            patterns=["{point}_seed~{seed}.png"],
             caption=f"../report/{figure_registry.RUN_PANEL.caption}",
             category="{experiment}",
             subcategory=f"{{landscape}}: {figure_registry.RUN_PANEL.subcategory}",
             labels=run_panel_labels,
         ),
-        pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
     log:
-        layout.log(
-            "{experiment}", "figures", "{landscape}", "runs", "{point}_seed~{seed}"
-        ),
+        layout.log("{experiment}", "figures", "{landscape}", "runs"),
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -72,15 +70,14 @@ rule run_panel:
         command=figure_registry.RUN_PANEL.command,
         settings=stage_settings("figures"),
         problem=problem_info,
-        files=option_list,
-        title=run_title,
+        runs=run_panel_list,
         swept=lambda wildcards: swept_description(wildcards.experiment),
     message:
-        "run panel of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}, landscape {wildcards.landscape}; log: {log}"
+        "run panels of {wildcards.experiment}/{wildcards.landscape}; log: {log}"
     shell:
-        "{params.script} {params.command} {params.files} --settings {params.settings:q}"
-        " --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
+        "{params.script} {params.command} --experiment {wildcards.experiment}"
+        " --landscape {wildcards.landscape} --runs {params.runs:q}"
+        " --settings {params.settings:q} --problem {params.problem:q} > {log} 2>&1"
 
 
 rule paper_figures:
