@@ -540,7 +540,8 @@ def test_the_registry_imports_neither_matplotlib_nor_pandas():
 
 def test_every_registry_entry_is_a_rule_with_its_caption_module_and_outputs(tmp_path):
     """A dry run of the default sweep has one job per entry, experiment and landscape (and per
-    run for the run panel), writing layout.figure's files; each entry's caption and module exist."""
+    run for the run panel), writing layout.figure's files (in the printed commands: the job
+    blocks show the rules' messages); each entry's caption and module exist."""
     import importlib
     import subprocess
     import sys
@@ -558,7 +559,7 @@ def test_every_registry_entry_is_a_rule_with_its_caption_module_and_outputs(tmp_
     snakemake = str(Path(sys.executable).parent / "snakemake")
     result = subprocess.run([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory",
                              str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
-                             "-n", "--forceall", "--cores", "1"],
+                             "-n", "--forceall", "--printshellcmds", "--cores", "1"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     counts = dict(line.split() for line in result.stdout.split("Job stats:")[1].splitlines()

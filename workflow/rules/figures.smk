@@ -81,11 +81,11 @@ rule run_panel:
 
 
 rule paper_figures:
-    input:
-        all_tables(),
-        [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],
-        layout.report_overview(),
     """Every experiment's tables and figures: `snakemake --cores all paper_figures
     --configfile config/paper/<sweep>.yaml` regenerates that paper's figures."""
     message:
         "every experiment's tables and figures, and the report's landing page"
+    input:
+        all_tables(),
+        [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],
+        layout.report_overview(),
