@@ -80,7 +80,7 @@ YAML_TOKENS = [".nan", ".NaN", ".inf", "-.inf", "1.0e+300", "-1.0e+300", "1e300"
                "2024-01-01", "0x10", "0o17", "1_000", '"1"', HUGE_TOKEN, "1" + "0" * 400, "-" + "9" * 400,
                "!!binary aGVsbG8=", "!!python/name:os.system", "*undefined_alias",
                "[1, [2]]", "{a: 1}", "[.nan]", "[]  # emptied", "'a: b'"]
-KEY_PATH_LINE = re.compile(r"^(<top level>|(experiments|available_runs_only)(\[\d+\]|\.[^\s:.\[]+)*):")
+KEY_PATH_LINE = re.compile(r"^(<top level>|(experiments|available_runs_only|cluster)(\[\d+\]|\.[^\s:.\[]+)*):")
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- )?(?P<key>[A-Za-z_][\w]*):(?P<rest>( .*)?)$")
 
 

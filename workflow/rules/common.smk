@@ -2,7 +2,6 @@
 Every path comes from toposweep.layout (the one owner of the run layout)."""
 
 import json
-import math
 import os
 import re
 import shlex
@@ -18,7 +17,7 @@ from snakemake.settings.types import DeploymentMethod
 
 # The workflow runs the library of this checkout (scripts/ do the same for their jobs).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from toposweep import layout
+from toposweep import jobs, layout
 from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
 from toposweep.figures import registry as figure_registry
 from toposweep.schema import load_yaml
@@ -152,26 +151,9 @@ def script(name, mpi=False):
     return f"{PYTHON} -m mpi4py {path}" if mpi else f"{PYTHON} {path}"
 
 
-# --- job sizes on a cluster (the `cluster` config section; local runs ignore groups) ---------
+# --- job sizes (toposweep.jobs: groups on a cluster, own MPI jobs for large landscapes) -------
 CLUSTER = VALIDATED["cluster"]
-RUN_GROUP = "runs"  # a run's training, Hessian and small landscapes: one group job
-TOPOLOGY_GROUP = "topology"  # the topology of landscapes that ran as their own MPI job
-
-
-def landscape_points(wildcards):
-    """Grid points or samples of one landscape."""
-    experiment = EXPERIMENT_CONFIG[wildcards.experiment]
-    return landscape_cost(
-        landscape_spec(wildcards), experiment["topology"]["neighbours"]
-    )["points"]
-
-
-def own_mpi_job(wildcards):
-    """Whether a landscape (and its topology) leaves its run's group job: above
-    `cluster.landscape_mpi_points` points it is an MPI job of `cluster.landscape_ranks` ranks
-    of its own (locally too, unless the profile's or --set-resources' `tasks` say otherwise).
-    """
-    return landscape_points(wildcards) > CLUSTER["landscape_mpi_points"]
+RUN_GROUP = jobs.RUN_GROUP
 
 
 def on_cluster():
@@ -180,73 +162,37 @@ def on_cluster():
     return workflow.non_local_exec or workflow.remote_exec
 
 
-def landscape_group(wildcards):
-    """Group of a landscape job: its run's group, or none when it is its own MPI job."""
-    return None if own_mpi_job(wildcards) else RUN_GROUP
-
-
-def topology_group(wildcards):
-    """Group of a topology job: its landscape's run group, or `topology` (packed with other
-    runs' topologies) after a landscape of its own."""
-    return TOPOLOGY_GROUP if own_mpi_job(wildcards) else RUN_GROUP
-
-
-def landscape_tasks(wildcards):
-    """MPI ranks of a landscape job: `cluster.landscape_ranks` for its own MPI job, else one
-    (on a cluster left unset: a group job asks for one task, whatever its jobs)."""
-    if own_mpi_job(wildcards):
-        return CLUSTER["landscape_ranks"]
-    return None if on_cluster() else 1
-
-
-def landscape_runtime(wildcards):
-    """Minutes a landscape job requests: 10 plus three times the expected evaluation time at
-    `cluster.landscape_points_per_second` per rank."""
-    seconds = landscape_points(wildcards) / (
-        CLUSTER["landscape_points_per_second"] * (landscape_tasks(wildcards) or 1)
+def landscape_job(wildcards):
+    """How one landscape job is sized (toposweep.jobs.LandscapeJob)."""
+    return jobs.landscape_job(
+        landscape_spec(wildcards),
+        CLUSTER,
+        EXPERIMENT_CONFIG[wildcards.experiment]["topology"]["neighbours"],
+        on_cluster(),
+        MPIEXEC,
     )
-    return int(math.ceil(10 + 3 * seconds / 60))
-
-
-def job_qos(wildcards):
-    """QOS of a submitted job (`cluster.qos`; none: the cluster's default). Every job of a
-    group job must ask for the same one."""
-    return CLUSTER["qos"]
-
-
-def landscape_qos(wildcards):
-    """QOS of a landscape job: `cluster.mpi_qos` for its own MPI job, else the group's."""
-    if own_mpi_job(wildcards) and CLUSTER["mpi_qos"]:
-        return CLUSTER["mpi_qos"]
-    return CLUSTER["qos"]
-
-
-def landscape_mpi(wildcards):
-    """The landscape's MPI launcher: locally the mpiexec beside Snakemake's Python; on a cluster
-    `cluster.mpi_launcher` for a multi-rank job of its own, none for one rank (mpi4py starts
-    as a singleton; every job of a group job must ask for the same resources)."""
-    if not on_cluster():
-        return MPIEXEC
-    return CLUSTER["mpi_launcher"] if (landscape_tasks(wildcards) or 1) > 1 else None
 
 
 def landscape_command(wildcards, resources):
-    """Params function: the landscape script under `<launcher> -n <tasks>`, or as one serial
-    rank without MPI when the job has no launcher."""
-    launcher = resources.get("mpi")
-    if launcher:
-        return f"{launcher} -n {resources.get('tasks', 1)} {script('sample_landscape.py', mpi=True)}"
-    return f"{script('sample_landscape.py')} --serial"
+    """Params function: the landscape script for the job's `tasks` and `mpi` resources."""
+    return jobs.landscape_command(
+        script("sample_landscape.py", mpi=True),
+        script("sample_landscape.py"),
+        resources.get("tasks"),
+        resources.get("mpi"),
+        CLUSTER["mpi_launcher"] if on_cluster() else MPIEXEC,
+    )
+
+
+def job_qos(wildcards):
+    """QOS of a training, Hessian or topology job (`cluster.qos`; none: the cluster's default;
+    every job of a group job must ask for the same one)."""
+    return CLUSTER["qos"]
 
 
 def run_gpus(wildcards):
     """GPUs of a training or Hessian job (`cluster.gpus_per_rank`, one rank)."""
     return CLUSTER["gpus_per_rank"]
-
-
-def landscape_gpus(wildcards):
-    """GPUs of a landscape job: one set per rank."""
-    return CLUSTER["gpus_per_rank"] * (landscape_tasks(wildcards) or 1)
 
 
 def run_of(wildcards):

@@ -83,9 +83,9 @@ rule run_panel:
 rule paper_figures:
     """Every experiment's tables and figures: `snakemake --cores all paper_figures
     --configfile config/paper/<sweep>.yaml` regenerates that paper's figures."""
-    message:
-        "every experiment's tables and figures, and the report's landing page"
     input:
         all_tables(),
         [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],
         layout.report_overview(),
+    message:
+        "every experiment's tables and figures, and the report's landing page"

@@ -10,16 +10,16 @@ rule landscape:
     log:
         layout.log(RUN_LOG, "{landscape}", "landscape"),
     group:
-        landscape_group
+        lambda wildcards: landscape_job(wildcards).group
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mpi=landscape_mpi,
-        tasks=landscape_tasks,
-        gpu=landscape_gpus,
-        runtime=landscape_runtime,
-        qos=landscape_qos,
+        mpi=lambda wildcards: landscape_job(wildcards).mpi,
+        tasks=lambda wildcards: landscape_job(wildcards).tasks,
+        gpu=lambda wildcards: landscape_job(wildcards).gpus,
+        runtime=lambda wildcards: landscape_job(wildcards).runtime,
+        qos=lambda wildcards: landscape_job(wildcards).qos,
     params:
         command=landscape_command,
         settings=landscape_settings,

@@ -9,7 +9,7 @@ rule topology:
     log:
         layout.log(RUN_LOG, "{landscape}", "topology"),
     group:
-        topology_group
+        lambda wildcards: landscape_job(wildcards).topology_group
     conda:
         "../../envs/analysis.yaml"
     resources:
