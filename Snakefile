@@ -25,17 +25,13 @@ include: "workflow/rules/report.smk"
 report: report_text()
 
 
-# Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs.
+# Small CPU steps run where snakemake runs (the login node on a cluster), not as Slurm jobs;
+# the figure rules say so themselves (`localrule: True`, generated from the figure registry).
 localrules:
     all,
     train_summary,
     summary,
     correlations,
-    correlation_heatmap,
-    metric_panels,
-    seed_heatmap,
-    landscape_profiles,
-    run_panel,
     paper_figures,
     report_overview,
 

@@ -3,7 +3,10 @@ model, data and loss.
 
 Cases: the PINN (beta = 10, L-BFGS for 300 iterations) and ResNet-20 w = 16 on one batch of 128
 (CIFAR-10 is not available on this machine: the digits data set upsampled to 32 x 32, briefly
-trained for 5 epochs). `--quick` uses a 2 x 20 PINN and ResNet-20 w = 4 on 16 x 16 digits, batch 32.
+trained for 5 epochs). `--quick` uses a 2 x 20 PINN and ResNet-20 w = 4 on 16 x 16 digits, batch 32;
+`--smoke` a 2 x 10 PINN and ResNet-20 w = 2 on 8 x 8 digits with a few probes (seconds: it checks
+that the benchmark runs on a device, e.g. in benchmarks/gpu_check.sh; its speed-ups mean little).
+`--device` trains and measures on cpu (the default, as the numbers in the docs), cuda or auto.
 
 * lambda_1: PyHessian's power iteration (`eigenvalues(top_n=1)`) and our Lanczos (stage defaults:
   k = 4, tol = 1e-4); each HVP is timestamped with its Rayleigh quotient / top Ritz value; the
@@ -18,7 +21,7 @@ trained for 5 epochs). `--quick` uses a 2 x 20 PINN and ResNet-20 w = 4 on 16 x 
 
 Writes results/benchmarks/hessian.json and prints a table.
 
-    python benchmarks/hessian_bench.py [--quick]
+    python benchmarks/hessian_bench.py [--quick | --smoke] [--device cpu|cuda|auto]
 """
 
 from __future__ import annotations
@@ -49,7 +52,22 @@ EIGEN_RTOL = 1e-3
 TRACE_RTOL = 1e-2
 
 
-def cases(quick: bool) -> list[dict]:
+def cases(quick: bool, smoke: bool = False) -> list[dict]:
+    if smoke:
+        return [
+            dict(name="pinn", label="PINN beta=10, 2x10 tanh (smoke)", problem="pinn_convection",
+                 settings={"beta": 10.0, "max_iter": 20, "hidden_layers": 2, "hidden_width": 10,
+                           "x_points": 32, "t_points": 16, "n_collocation": 50},
+                 power_iterations=10, pyhessian_probes=40, our_probes=20, exact_trace=True,
+                 reference_iterations=60),
+            dict(name="resnet20", label="ResNet-20 w=2, digits 8x8, batch 16 (smoke)",
+                 problem="resnet20",
+                 settings={"dataset": "digits", "input_size": 8, "width": 2, "epochs": 1,
+                           "milestones": [], "lr": 0.05, "max_train_samples": 64,
+                           "eval_batch_size": 16},
+                 power_iterations=5, pyhessian_probes=10, our_probes=10, exact_trace=False,
+                 reference_iterations=60),
+        ]
     if quick:
         return [
             dict(name="pinn", label="PINN beta=10, 2x20 tanh (quick)", problem="pinn_convection",
@@ -89,14 +107,21 @@ def stays_within(times: np.ndarray, estimates: np.ndarray, reference: float, rto
     return None if index is None else float(times[index])
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a timestamp means done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def exact_trace(operator: HessianOperator) -> float:
     """sum_i e_i^T H e_i, with batched HVPs of identity rows."""
     total, n = 0.0, operator.n_params
     for begin in range(0, n, 64):
-        rows = torch.arange(begin, min(begin + 64, n))
-        unit = torch.zeros((len(rows), n), dtype=operator.dtype)
-        unit[torch.arange(len(rows)), rows] = 1
-        total += float(operator.matmat(unit)[torch.arange(len(rows)), rows].double().sum())
+        rows = torch.arange(begin, min(begin + 64, n), device=operator.device)
+        index = torch.arange(len(rows), device=operator.device)
+        unit = torch.zeros((len(rows), n), dtype=operator.dtype, device=operator.device)
+        unit[index, rows] = 1
+        total += float(operator.matmat(unit)[index, rows].double().sum())
     return total
 
 
@@ -122,13 +147,15 @@ class Recorder:
         self.module.hessian_vector_product = self.inner
 
 
-def run_pyhessian(problem, model, loss_fn, case) -> dict:
+def run_pyhessian(problem, model, loss_fn, case, device: torch.device) -> dict:
     module = importlib.import_module("pyhessian.hessian")
     target, criterion, data = problem.pyhessian_inputs(model, loss_fn)
     model.zero_grad(set_to_none=True)
     with pyhessian_shim():
         start = time.perf_counter()
-        engine = module.hessian(target, criterion, data=data, cuda=False)
+        # cuda=True: PyHessian draws its vectors on (and moves its batch to) the GPU
+        engine = module.hessian(target, criterion, data=data, cuda=device.type == "cuda")
+        sync(device)
         setup = time.perf_counter() - start
         torch.manual_seed(0)
         with Recorder(module) as eig:
@@ -154,6 +181,7 @@ def run_pyhessian(problem, model, loss_fn, case) -> dict:
 def run_ours(loss_fn, params, case) -> dict:
     start = time.perf_counter()
     operator = HessianOperator(loss_fn, params)
+    sync(operator.device)
     setup = time.perf_counter() - start
     steps: list[tuple[float, float]] = []
 
@@ -177,21 +205,23 @@ def run_ours(loss_fn, params, case) -> dict:
             "trace_samples": samples, "operator": operator, "batch_size": operator.batch_size}
 
 
-def measure(case: dict, workdir: Path) -> dict:
+def measure(case: dict, workdir: Path, device: torch.device) -> dict:
+    settings = {**case["settings"], "device": device.type}
     config = validate_config({"experiments": [{"name": "bench", "problem": case["problem"],
-                                                "settings": case["settings"]}]})
+                                                "settings": settings}]})
     run = expand_runs(config)[0].to_dict()
     started = time.perf_counter()
     train_run(run, workdir / case["name"])
     train_s = time.perf_counter() - started
-    problem, model, _ = load_trained(workdir / case["name"] / "checkpoint.pt")
+    problem, model, _ = load_trained(workdir / case["name"] / "checkpoint.pt", device)
     loss_fn, params = problem.loss_function(model)
     n_params = sum(p.numel() for p in params.values())
     print(f"{case['label']}: {n_params} parameters, trained in {train_s:.0f} s", flush=True)
 
-    theirs = run_pyhessian(problem, model, loss_fn, case)
+    theirs = run_pyhessian(problem, model, loss_fn, case, device)
     ours = run_ours(loss_fn, params, case)
-    reference = top_eigenpairs(None, None, 1, tol=1e-6, max_iter=300, operator=ours["operator"])
+    reference = top_eigenpairs(None, None, 1, tol=1e-6, max_iter=case.get("reference_iterations", 300),
+                               operator=ours["operator"])
     lambda_1 = float(reference.eigenvalues[0])
     result = {"label": case["label"], "n_params": n_params, "loss": ours["operator"].loss,
               "train_s": train_s, "lambda_1_reference": lambda_1,
@@ -255,20 +285,31 @@ def fmt(value, digits=3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small models, under a minute")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small models, under a minute")
+    size.add_argument("--smoke", action="store_true",
+                      help="tiny models and few probes, seconds: checks that it runs (speed-ups mean little)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="where to train and measure (auto: CUDA when available; default cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--output", default=str(REPO / "results" / "benchmarks" / "hessian.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda, but this torch ({torch.__version__}) sees no CUDA device")
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and
+                                                             torch.cuda.is_available()) else "cpu")
     load_before = os.getloadavg()
     started = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory() as workdir:
-        for case in cases(args.quick):
-            results.append(measure(case, Path(workdir)))
+        for case in cases(args.quick, args.smoke):
+            results.append(measure(case, Path(workdir), device))
     summary = {
-        "quick": args.quick, "data_note": "ResNet-20 on scikit-learn digits upsampled to 32x32 "
-        "(16x16 with --quick): CIFAR-10 is not available on this machine",
+        "quick": args.quick, "smoke": args.smoke, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "data_note": "ResNet-20 on scikit-learn digits upsampled to 32x32 "
+        "(16x16 with --quick, 8x8 with --smoke): CIFAR-10 is not available on this machine",
         "eigen_rtol": EIGEN_RTOL, "trace_rtol": TRACE_RTOL, "threads": args.threads,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
@@ -276,7 +317,8 @@ def main() -> None:
         "cases": results,
     }
     write_json(args.output, summary)
-    print(f"\n{summary['data_note']}. Load average before/after: "
+    print(f"\nDevice {summary['device']} ({summary['device_name']}). {summary['data_note']}. "
+          f"Load average before/after: "
           f"{load_before[0]:.1f}/{summary['load_average_after'][0]:.1f} on {os.cpu_count()} cores.\n")
     print("| case | what | PyHessian 0.1 | toposweep | speed-up |")
     print("|---|---|---|---|---|")

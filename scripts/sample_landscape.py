@@ -26,13 +26,18 @@ def main() -> None:
     parser.add_argument("--train-metrics", help="the run's train_metrics.json (status, checkpoint hash)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per rank")
     parser.add_argument("--report", help="also write the run's summary (points, seconds, method) as JSON")
+    parser.add_argument("--serial", action="store_true",
+                        help="one rank without MPI (inside a cluster group job, where MPI's "
+                             "singleton start fails under the job's process manager)")
     args = parser.parse_args()
-    try:
-        from mpi4py import MPI
+    comm = SerialComm() if args.serial else None
+    if comm is None:
+        try:
+            from mpi4py import MPI
 
-        comm = MPI.COMM_WORLD
-    except ImportError:
-        comm = SerialComm()
+            comm = MPI.COMM_WORLD
+        except ImportError:
+            comm = SerialComm()
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s rank {comm.rank} %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)

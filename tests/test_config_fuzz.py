@@ -17,8 +17,9 @@ a failure; they are collected and reported together (the first few mutants per k
 with tracebacks). The generator is `random.Random(seed)`, seed fixed (overridable with the
 environment variable TOPOSWEEP_FUZZ_SEED), so a failure reproduces.
 
-Size and time: 1,006 mutants (826 from dicts through validate_config, 180 from YAML text through
-load_config; see COUNTS), measured at 16 s (18 s with pytest start-up) on 2 shared CPU cores.
+Size and time: 616 mutants (506 from dicts through validate_config, 110 from YAML text through
+load_config; see COUNTS), about 17 s on 2 shared CPU cores (1,006 took 29 s; the issue asks for
+at least 500).
 """
 
 from __future__ import annotations
@@ -52,16 +53,16 @@ DEVICE_SCHEMA = {"enum": ["auto", "cpu", "cuda"]}
 
 # Mutants per kind (dict kinds go through validate_config, text kinds through load_config).
 COUNTS = {
-    "type_change": 200,
-    "special_value": 200,
-    "delete_required": 60,
-    "delete_random": 80,
-    "rename_key": 110,
-    "huge_landscape": 70,
-    "stacked": 100,
+    "type_change": 100,
+    "special_value": 100,
+    "delete_required": 50,
+    "delete_random": 60,
+    "rename_key": 80,
+    "huge_landscape": 50,
+    "stacked": 60,
     "root_not_mapping": 6,
-    "duplicate_key_text": 80,
-    "value_text": 100,
+    "duplicate_key_text": 50,
+    "value_text": 60,
 }
 SECTIONS = ("top", "experiment", "settings", "grid", "landscapes", "hessian", "topology",
             "aggregate", "figures", "snapshots")
@@ -80,7 +81,7 @@ YAML_TOKENS = [".nan", ".NaN", ".inf", "-.inf", "1.0e+300", "-1.0e+300", "1e300"
                "2024-01-01", "0x10", "0o17", "1_000", '"1"', HUGE_TOKEN, "1" + "0" * 400, "-" + "9" * 400,
                "!!binary aGVsbG8=", "!!python/name:os.system", "*undefined_alias",
                "[1, [2]]", "{a: 1}", "[.nan]", "[]  # emptied", "'a: b'"]
-KEY_PATH_LINE = re.compile(r"^(<top level>|(experiments|available_runs_only)(\[\d+\]|\.[^\s:.\[]+)*):")
+KEY_PATH_LINE = re.compile(r"^(<top level>|(experiments|available_runs_only|cluster)(\[\d+\]|\.[^\s:.\[]+)*):")
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- )?(?P<key>[A-Za-z_][\w]*):(?P<rest>( .*)?)$")
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toposweep import plots
 from toposweep.config import ConfigError, validate_config
 from toposweep.io import write_landscape
 from toposweep.sizes import LOOP_METRICS, TOPOLOGY_METRICS
@@ -192,15 +191,20 @@ def test_persistence_diagram_draws_loops_with_their_own_marker(tmp_path):
     values[20, 20] = np.inf  # the loop dies at +inf: drawn on the top line
     summary = write_topology_outputs(values, tmp_path, homology_dimensions=[0, 1])
     pairs = pd.read_csv(tmp_path / "persistence.csv")
-    figure, ax = plots.plt.subplots()
-    plots.draw_persistence_diagram(ax, pairs, summary["global_minimum"]["value"],
-                                   plots.LossScale(False), summary["metrics"]["value_max"])
+    import matplotlib.pyplot as plt
+
+    from toposweep.figures.common import LossScale
+    from toposweep.figures.drawing import draw_persistence_diagram
+
+    figure, ax = plt.subplots()
+    draw_persistence_diagram(ax, pairs, summary["global_minimum"]["value"], LossScale(False),
+                             summary["metrics"]["value_max"])
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert "1 loops (H1)" in labels and "global minimum (dies at ∞)" in labels
+    assert "1 loop (H1)" in labels and "global min. (dies at ∞)" in labels
     assert ax.get_title().startswith("persistence diagram (0- and 1-dimensional)")
     assert np.isfinite(ax.get_ylim()).all()
     figure.savefig(tmp_path / "diagram.png")
-    plots.plt.close(figure)
+    plt.close(figure)
 
 
 # --- configuration -----------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def _schema_owners(schema: dict) -> dict[str, tuple[tuple[str, ...], dict, list]
     for key in ("snapshots", "topology", "hessian", "aggregate", "figures"):
         owners[key] = (("$defs", "experiment", "properties", key), experiment["properties"][key])
     owners["top-level"] = ((), schema)
+    owners["cluster"] = (("properties", "cluster"), schema["properties"]["cluster"])
     return {name: (path, node["properties"], node.get("required", []))
             for name, (path, node) in owners.items()}
 

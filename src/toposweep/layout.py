@@ -51,9 +51,14 @@ def figure(experiment: str, landscape: str, name: str, extension: str) -> str:
     return f"{RESULTS}/{experiment}/figures/{landscape}/{name}.{extension}"
 
 
+def run_figures_dir(experiment: str, landscape: str) -> str:
+    """The folder of one landscape's per-run panels (one job draws them all)."""
+    return f"{RESULTS}/{experiment}/figures/{landscape}/runs"
+
+
 def run_figure(experiment: str, landscape: str, point: str, seed: int | str, extension: str) -> str:
     """The per-run panel of one landscape."""
-    return f"{RESULTS}/{experiment}/figures/{landscape}/runs/{point}_seed~{seed}.{extension}"
+    return f"{run_figures_dir(experiment, landscape)}/{point}_seed~{seed}.{extension}"
 
 
 def report_overview() -> str:
@@ -141,3 +146,18 @@ def outputs(files: type[_Files], directory: str) -> dict[str, str]:
     state is internal to the training step, not an output."""
     return {name: str(path) for name, path in files.in_dir(directory).as_dict().items()
             if name != "resume_state"}
+
+
+def run_panel_files(experiment: str, point: str, seed: int | str, landscape: str) -> dict[str, str]:
+    """A run's files that its panel of one landscape draws, by the figure's option name."""
+    run = run_dir(experiment, point, seed)
+    landscape_folder = landscape_dir(experiment, point, seed, landscape)
+    train, hessian = TrainFiles.in_dir(run), HessianFiles.in_dir(run)
+    topology = TopologyFiles.in_dir(landscape_folder)
+    return {key: str(path) for key, path in {
+        "train_metrics": train.metrics, "curve": train.curve, "predictions": train.predictions,
+        "hessian": hessian.hessian, "density": hessian.density,
+        "landscape": f"{landscape_folder}/{LANDSCAPE}", "topology": topology.topology,
+        "merge_tree": topology.merge_tree, "persistence": topology.persistence,
+        "profile": topology.profile,
+    }.items()}

@@ -68,14 +68,15 @@ def _rst_table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: str
 
 
 def summary_section(table: pd.DataFrame, test_metric: str | None) -> str:
-    """Every run of one landscape, in numeric order: status, test metric, λ₁, trace, counts,
+    """Every run of one landscape, in numeric order, one column per swept setting and the
+    seed (short, so that a row stays one line): status, test metric, λ₁, trace, counts,
     persistence and warnings."""
     parameters = swept_parameters(table)
     columns = [c for c in (test_metric, *SUMMARY_COLUMNS) if c and c in table.columns]
-    header = ["run", "status", *(SUMMARY_COLUMNS.get(c) or metric_label(c) for c in columns),
-              "warnings"]
+    header = [*(short_label(name) for name in parameters), "seed", "status",
+              *(SUMMARY_COLUMNS.get(c) or metric_label(c) for c in columns), "warnings"]
     rows = [
-        [run_words(row, parameters), str(row["status"]),
+        [*(number_text(row[name]) for name in parameters), str(row["seed"]), str(row["status"]),
          *(number_text(row[c]) for c in columns), number_text(row.get("warnings", ""))]
         for _, row in sorted_runs(table).iterrows()
     ]

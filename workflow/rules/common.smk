@@ -9,15 +9,35 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.iocontainers import Wildcards
+from snakemake.utils import update_config
 from snakemake.settings.types import DeploymentMethod
 
 # The workflow runs the library of this checkout (scripts/ do the same for their jobs).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from toposweep import layout
+from toposweep import jobs, layout
 from toposweep.config import ConfigError, expand_runs, resolve_problems, validate_config
+from toposweep.figures import registry as figure_registry
 from toposweep.schema import load_yaml
 from toposweep.sizes import landscape_cost, readable_bytes
+
+
+def typed_cli_config(value):
+    """A --config value as the same YAML in a file reads: Snakemake parses a mapping such as
+    `cluster={gpus_per_rank: 1}` with YAML's base loader, which makes every leaf a string.
+    """
+    if isinstance(value, dict):
+        return {key: typed_cli_config(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed_cli_config(item) for item in value]
+    return yaml.safe_load(value) if isinstance(value, str) and value else value
+
+
+for key, value in workflow.config_settings.config.items():
+    if isinstance(value, (dict, list)):
+        update_config(config, {key: typed_cli_config(value)})
 
 try:
     # Snakemake has parsed the config files already; read them again, strictly, so that a key
@@ -114,8 +134,8 @@ def within_workdir(path):
 
 
 PYTHON = "python" if CONDA_JOBS else shlex.quote(within_workdir(sys.executable))
-# The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; the Slurm
-# profiles set resources mpi=srun.
+# The MPI launcher beside that interpreter (the mpich wheel's), else the one on PATH; on a
+# cluster `cluster.mpi_launcher` (srun) for landscapes of their own.
 MPIEXEC = (
     "mpiexec"
     if CONDA_JOBS
@@ -129,6 +149,50 @@ def script(name, mpi=False):
     """
     path = shlex.quote(within_workdir(Path(workflow.basedir) / "scripts" / name))
     return f"{PYTHON} -m mpi4py {path}" if mpi else f"{PYTHON} {path}"
+
+
+# --- job sizes (toposweep.jobs: groups on a cluster, own MPI jobs for large landscapes) -------
+CLUSTER = VALIDATED["cluster"]
+RUN_GROUP = jobs.RUN_GROUP
+
+
+def on_cluster():
+    """Jobs go to a cluster executor, or this process runs one of them there (a dry run
+    cannot tell, and shows the local launcher)."""
+    return workflow.non_local_exec or workflow.remote_exec
+
+
+def landscape_job(wildcards):
+    """How one landscape job is sized (toposweep.jobs.LandscapeJob)."""
+    return jobs.landscape_job(
+        landscape_spec(wildcards),
+        CLUSTER,
+        EXPERIMENT_CONFIG[wildcards.experiment]["topology"]["neighbours"],
+        on_cluster(),
+        MPIEXEC,
+    )
+
+
+def landscape_command(wildcards, resources):
+    """Params function: the landscape script for the job's `tasks` and `mpi` resources."""
+    return jobs.landscape_command(
+        script("sample_landscape.py", mpi=True),
+        script("sample_landscape.py"),
+        resources.get("tasks"),
+        resources.get("mpi"),
+        CLUSTER["mpi_launcher"] if on_cluster() else MPIEXEC,
+    )
+
+
+def job_qos(wildcards):
+    """QOS of a training, Hessian or topology job (`cluster.qos`; none: the cluster's default;
+    every job of a group job must ask for the same one)."""
+    return CLUSTER["qos"]
+
+
+def run_gpus(wildcards):
+    """GPUs of a training or Hessian job (`cluster.gpus_per_rank`, one rank)."""
+    return CLUSTER["gpus_per_rank"]
 
 
 def run_of(wildcards):
@@ -197,7 +261,7 @@ def run_order(experiment):
     return {run.name: index for index, run in enumerate(runs, start=1)}
 
 
-def run_panel_labels(wildcards, input):
+def run_panel_labels(wildcards):
     """Report labels of a run panel (evaluated when the report is built): its place in numeric
     order (the report sorts labels as text, so zero-padded), the run in words and its numbers
     (test metric, λ₁, minima, saddles, persistence) from its stage files."""
@@ -211,7 +275,7 @@ def run_panel_labels(wildcards, input):
     return {
         "#": str(order[run.name]).zfill(width),
         "run": title,
-        **run_numbers(dict(input.items()), problem),
+        **run_numbers(run_panel_inputs(wildcards), problem),
     }
 
 
@@ -299,25 +363,20 @@ def swept_description(experiment):
     )
 
 
-EXPERIMENT_FIGURES = ("correlations", "metric_panels", "seed_heatmap", "profiles")
-
-
 def experiment_figures(experiment):
-    """Every figure file (PNG and PDF) of one experiment, for each of its landscapes."""
+    """Every figure file (PNG and PDF) of one experiment, for each of its landscapes: the
+    registry's experiment figures and, unless figures.run_panels is off, the folder of its
+    runs' panels.
+    """
     paths = []
     for landscape in LANDSCAPES[experiment]:
         for extension in layout.FIGURE_FORMATS:
             paths += [
-                layout.figure(experiment, landscape, name, extension)
-                for name in EXPERIMENT_FIGURES
+                layout.figure(experiment, landscape, entry.name, extension)
+                for entry in figure_registry.EXPERIMENT_FIGURES
             ]
-            if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
-                paths += [
-                    layout.run_figure(
-                        experiment, landscape, run.point, run.seed, extension
-                    )
-                    for run in experiment_runs(experiment)
-                ]
+        if EXPERIMENT_CONFIG[experiment]["figures"]["run_panels"]:
+            paths.append(layout.run_figures_dir(experiment, landscape))
     return paths
 
 
@@ -382,36 +441,63 @@ def all_topology():
 def run_panel_inputs(wildcards):
     """A run's files that its panel for one landscape draws, by option name (only those
     present, with `available_runs_only: true`)."""
-    run = RUN_DIR.format(**wildcards)
-    landscape_dir = LANDSCAPE_DIR.format(**wildcards)
-    train = layout.TrainFiles.in_dir(run)
-    hessian = layout.HessianFiles.in_dir(run)
-    topology = layout.TopologyFiles.in_dir(landscape_dir)
-    paths = {
-        "train_metrics": train.metrics,
-        "curve": train.curve,
-        "predictions": train.predictions,
-        "hessian": hessian.hessian,
-        "density": hessian.density,
-        "landscape": f"{landscape_dir}/{layout.LANDSCAPE}",
-        "topology": topology.topology,
-        "merge_tree": topology.merge_tree,
-        "persistence": topology.persistence,
-        "profile": topology.profile,
-    }
-    paths = {key: str(path) for key, path in paths.items()}
+    paths = layout.run_panel_files(
+        wildcards.experiment, wildcards.point, wildcards.seed, wildcards.landscape
+    )
     if VALIDATED["available_runs_only"]:
         paths = {key: path for key, path in paths.items() if Path(path).exists()}
     return paths
 
 
-def option_list(wildcards, input):
-    """`--name path` for every named input (the run panel's files)."""
-    return " ".join(f"--{key.replace('_', '-')} {path}" for key, path in input.items())
+def panel_wildcards(wildcards, run):
+    """The wildcards of one run's panel of a landscape."""
+    return Wildcards(
+        fromdict={
+            "experiment": run.experiment,
+            "point": run.point,
+            "seed": str(run.seed),
+            "landscape": wildcards.landscape,
+        }
+    )
+
+
+def all_run_panel_inputs(wildcards):
+    """Every run's panel files of one landscape (the one job that draws all its panels)."""
+    return [
+        path
+        for run in experiment_runs(wildcards.experiment)
+        for path in run_panel_inputs(panel_wildcards(wildcards, run)).values()
+    ]
+
+
+def run_panel_list(wildcards):
+    """Params function: the runs whose panels the job draws, as JSON (point, seed, title)."""
+    return json.dumps(
+        [
+            {
+                "point": run.point,
+                "seed": run.seed,
+                "title": run_title(panel_wildcards(wildcards, run)),
+            }
+            for run in experiment_runs(wildcards.experiment)
+        ]
+    )
 
 
 def figure_title(kind):
     return lambda wildcards: f"{wildcards.experiment} ({wildcards.landscape}): {kind}"
+
+
+def figure_run_files(keys):
+    """Input function: the runs' files of a landscape that a figure reads through the
+    summary's paths (`keys`, e.g. profile, landscape), so it is redrawn when they change.
+    """
+    return lambda wildcards: [
+        paths[key]
+        for paths in run_files(wildcards.experiment, wildcards.landscape).values()
+        for key in keys
+        if key in paths
+    ]
 
 
 def check_profile():

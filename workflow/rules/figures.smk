@@ -1,158 +1,83 @@
 """Figures per experiment and landscape (PNG and PDF), each marked for the HTML report
 (`snakemake --report results/report.html`)."""
 
+# One rule per experiment figure of the registry (toposweep.figures.registry): a new figure is
+# a module of toposweep.figures and an entry there, not a copy of these lines.
+for figure in figure_registry.EXPERIMENT_FIGURES:
 
-rule correlation_heatmap:
-    input:
-        correlations=layout.table("{experiment}", "{landscape}", "correlations.csv"),
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "correlations", "png"),
-            caption="../report/correlations.rst",
-            category="{experiment}",
-            subcategory="{landscape}: correlations",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "correlations", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "correlations"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("correlations over finished runs"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} correlations --correlations {input.correlations}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule metric_panels:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "metric_panels", "png"),
-            caption="../report/metric_panels.rst",
-            category="{experiment}",
-            subcategory="{landscape}: metrics against the hyperparameter",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "metric_panels", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "metric_panels"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("topology, test and Hessian metrics"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} panels --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule seed_heatmap:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-        profiles=lambda wildcards: [
-            paths["profile"]
-            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
-            if "profile" in paths
-        ],
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "seed_heatmap", "png"),
-            caption="../report/seed_heatmap.rst",
-            category="{experiment}",
-            subcategory="{landscape}: hyperparameter × seed",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "seed_heatmap", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "seed_heatmap"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("test metric and landscape profile per run"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} seeds --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
-
-
-rule landscape_profiles:
-    input:
-        summary=layout.table("{experiment}", "{landscape}", "summary.parquet"),
-        # landscape.h5 for the title (dimension, directions: only its attributes are read)
-        files=lambda wildcards: [
-            paths[key]
-            for paths in run_files(wildcards.experiment, wildcards.landscape).values()
-            for key in ("profile", "landscape")
-            if key in paths
-        ],
-    output:
-        png=report(
-            layout.figure("{experiment}", "{landscape}", "profiles", "png"),
-            caption="../report/landscape_profiles.rst",
-            category="{experiment}",
-            subcategory="{landscape}: landscape profiles",
-        ),
-        pdf=layout.figure("{experiment}", "{landscape}", "profiles", "pdf"),
-    log:
-        layout.log("{experiment}", "figures", "{landscape}", "profiles"),
-    conda:
-        "../../envs/analysis.yaml"
-    params:
-        script=script("plot_figures.py"),
-        settings=stage_settings("figures"),
-        problem=problem_info,
-        title=figure_title("the basins of every run"),
-        swept=lambda wildcards: swept_description(wildcards.experiment),
-    shell:
-        "{params.script} profiles --summary {input.summary}"
-        " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
+    rule:
+        name:
+            figure.rule
+        input:
+            table=layout.table(
+                "{experiment}",
+                "{landscape}",
+                figure_registry.TABLE_FILES[figure.table],
+            ),
+            run_files=figure_run_files(figure.run_files),
+        output:
+            png=report(
+                layout.figure("{experiment}", "{landscape}", figure.name, "png"),
+                caption=f"../report/{figure.caption}",
+                category="{experiment}",
+                subcategory=f"{{landscape}}: {figure.subcategory}",
+            ),
+            pdf=layout.figure("{experiment}", "{landscape}", figure.name, "pdf"),
+        log:
+            layout.log("{experiment}", "figures", "{landscape}", figure.name),
+        localrule: True
+        conda:
+            "../../envs/analysis.yaml"
+        params:
+            script=script("plot_figures.py"),
+            # read here, while `figure` is this entry: the shell command is evaluated again
+            # when the job runs, after the loop (it must not name `figure`)
+            command=figure.command,
+            table=figure.table,
+            settings=stage_settings("figures"),
+            problem=problem_info,
+            title=figure_title(figure.title),
+            swept=lambda wildcards: swept_description(wildcards.experiment),
+        message:
+            f"figure {figure.name} of {{wildcards.experiment}}/{{wildcards.landscape}}; log: {{log}}"
+        shell:
+            "{params.script} {params.command} --{params.table} {input.table}"
+            " --settings {params.settings:q} --problem {params.problem:q} --title {params.title:q}"
+            " --output {output.png} {output.pdf} > {log} 2>&1"
 
 
 rule run_panel:
+    """Every run's panel of one landscape in one job (one matplotlib start-up, not one per
+    run: a 100-run sweep draws 100 panels on the login node in one process)."""
     input:
-        unpack(run_panel_inputs),
+        all_run_panel_inputs,
     output:
-        png=report(
-            layout.run_figure(
-                "{experiment}", "{landscape}", "{point}", "{seed}", "png"
-            ),
-            caption="../report/run_panel.rst",
+        report(
+            directory(layout.run_figures_dir("{experiment}", "{landscape}")),
+            patterns=["{point}_seed~{seed}.png"],
+            caption=f"../report/{figure_registry.RUN_PANEL.caption}",
             category="{experiment}",
-            subcategory="{landscape}: per-run panels",
+            subcategory=f"{{landscape}}: {figure_registry.RUN_PANEL.subcategory}",
             labels=run_panel_labels,
         ),
-        pdf=layout.run_figure("{experiment}", "{landscape}", "{point}", "{seed}", "pdf"),
     log:
-        layout.log(
-            "{experiment}", "figures", "{landscape}", "runs", "{point}_seed~{seed}"
-        ),
+        layout.log("{experiment}", "figures", "{landscape}", "runs"),
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:
         script=script("plot_figures.py"),
+        command=figure_registry.RUN_PANEL.command,
         settings=stage_settings("figures"),
         problem=problem_info,
-        files=option_list,
-        title=run_title,
+        runs=run_panel_list,
         swept=lambda wildcards: swept_description(wildcards.experiment),
+    message:
+        "run panels of {wildcards.experiment}/{wildcards.landscape}; log: {log}"
     shell:
-        "{params.script} run {params.files} --settings {params.settings:q}"
-        " --problem {params.problem:q} --title {params.title:q}"
-        " --output {output.png} {output.pdf} > {log} 2>&1"
+        "{params.script} {params.command} --experiment {wildcards.experiment}"
+        " --landscape {wildcards.landscape} --runs {params.runs:q}"
+        " --settings {params.settings:q} --problem {params.problem:q} > {log} 2>&1"
 
 
 rule paper_figures:
@@ -161,3 +86,6 @@ rule paper_figures:
     input:
         all_tables(),
         [path for experiment in EXPERIMENTS for path in experiment_figures(experiment)],
+        layout.report_overview(),
+    message:
+        "every experiment's tables and figures, and the report's landing page"

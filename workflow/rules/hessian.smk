@@ -9,9 +9,14 @@ rule hessian:
         **layout.outputs(layout.HessianFiles, RUN_DIR),
     log:
         layout.log(RUN_LOG, "hessian"),
+    group:
+        RUN_GROUP
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        gpu=run_gpus,
+        qos=job_qos,
     params:
         script=script("hessian.py"),
         settings=stage_settings("hessian"),

@@ -9,14 +9,19 @@ rule landscape:
         landscape=f"{LANDSCAPE_DIR}/{layout.LANDSCAPE}",
     log:
         layout.log(RUN_LOG, "{landscape}", "landscape"),
+    group:
+        lambda wildcards: landscape_job(wildcards).group
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mpi=MPIEXEC,
-        tasks=1,
+        mpi=lambda wildcards: landscape_job(wildcards).mpi,
+        tasks=lambda wildcards: landscape_job(wildcards).tasks,
+        gpu=lambda wildcards: landscape_job(wildcards).gpus,
+        runtime=lambda wildcards: landscape_job(wildcards).runtime,
+        qos=lambda wildcards: landscape_job(wildcards).qos,
     params:
-        script=script("sample_landscape.py", mpi=True),
+        command=landscape_command,
         settings=landscape_settings,
         run=run_json,
         directions=lambda wildcards, input: " ".join(
@@ -27,7 +32,7 @@ rule landscape:
     message:
         "landscape {wildcards.landscape} of {wildcards.experiment}/{wildcards.point}/seed~{wildcards.seed}; log: {log}"
     shell:
-        "{resources.mpi} -n {resources.tasks} {params.script}"
+        "{params.command}"
         " --checkpoint {input.checkpoint} --output {output.landscape}"
         " --train-metrics {input.train_metrics} --settings {params.settings:q}"
         " --run {params.run:q} {params.directions}"

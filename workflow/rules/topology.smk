@@ -8,8 +8,12 @@ rule topology:
         **layout.outputs(layout.TopologyFiles, LANDSCAPE_DIR),
     log:
         layout.log(RUN_LOG, "{landscape}", "topology"),
+    group:
+        lambda wildcards: landscape_job(wildcards).topology_group
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        qos=job_qos,
     params:
         script=script("topology.py"),
         settings=stage_settings("topology"),

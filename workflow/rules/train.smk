@@ -6,9 +6,14 @@ rule train:
         **layout.outputs(layout.TrainFiles, RUN_DIR),
     log:
         layout.log(RUN_LOG, "train"),
+    group:
+        RUN_GROUP
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        gpu=run_gpus,
+        qos=job_qos,
     params:
         script=script("train.py"),
         run=run_json,

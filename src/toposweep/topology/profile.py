@@ -20,6 +20,7 @@ import numpy as np
 from toposweep.topology._kernels import NODE_MINIMUM, NODE_SADDLE
 from toposweep.io import json_text
 from toposweep.topology.merge_tree import NODE_TYPE_NAMES, MergeTree
+from toposweep.topology.profile_layout import Layout, side_by_side_layout
 
 MAX_LEVELS_PER_BASIN = 64
 MAX_LEVELS_TOTAL = 100_000  # keeps profile.json small for trees with very many basins
@@ -169,6 +170,44 @@ class Profile:
             "saddles": [{"node": n, "x": x, "y": y} for n, x, y in self.saddles],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """The profile back from `to_dict`'s description (profile.json): each basin's levels
+        and widths from the left half of its polygon, so figures redraw it without the tree."""
+        codes = {name: code for code, name in NODE_TYPE_NAMES.items()}
+        basins = data["basins"]
+        levels, widths, offsets = [], [], [0]
+        for basin in basins:
+            left = np.asarray(basin["polygon"], dtype=float)[: len(basin["polygon"]) // 2]
+            levels.append(left[:, 1])
+            widths.append(2 * (basin["centre"] - left[:, 0]))
+            offsets.append(offsets[-1] + len(left))
+
+        def column(key: str, dtype) -> np.ndarray:
+            return np.array([basin[key] for basin in basins], dtype=dtype)
+
+        return cls(
+            n_vertices=int(data["n_vertices"]),
+            n_nonfinite=int(data["n_nonfinite"]),
+            value_min=data["value_min"],
+            value_max=data["value_max"],
+            nonfinite_height=data["nonfinite_height"],
+            basin_node=column("node", np.int64),
+            basin_node_type=np.array([codes[b["node_type"]] for b in basins], dtype=np.int8),
+            basin_parent=np.array([-1 if b["parent"] is None else b["parent"] for b in basins],
+                                  dtype=np.int64),
+            basin_lower=column("lower", float),
+            basin_upper=column("upper", float),
+            basin_minimum=column("minimum", float),
+            basin_size=column("size", np.int64),
+            basin_centre=column("centre", float),
+            level_offsets=np.array(offsets, dtype=np.int64),
+            levels=np.concatenate(levels) if levels else np.zeros(0),
+            widths=np.concatenate(widths) if widths else np.zeros(0),
+            minima=[(m["node"], m["x"], m["y"]) for m in data["minima"]],
+            saddles=[(s["node"], s["x"], s["y"]) for s in data["saddles"]],
+        )
+
     def to_json(self) -> str:
         """The profile as a JSON string (see `to_dict`)."""
         return json_text(self.to_dict(), indent=None)
@@ -261,7 +300,7 @@ def landscape_profile(
     up_arc[tree.arc_child] = np.arange(tree.n_arcs)
     parent_arc = up_arc[tree.arc_parent]
     subtree_size, below_size, deepest = _basin_sizes(tree, lower, parent_arc)
-    layout = _side_by_side_layout(tree, subtree_size)
+    layout = side_by_side_layout(tree, subtree_size)
     minima, saddles = _markers(tree, layout, lower, node_height)
     level_offsets, levels, widths = _band_outlines(
         tree, grouped_heights, run_end, upper, below_size, subtree_size,
@@ -355,61 +394,8 @@ def _basin_sizes(
     )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Horizontal placement of the basins (see `_side_by_side_layout`)."""
-
-    centre: np.ndarray  # per arc
-    node_centre: np.ndarray  # per node: centre of the basin band above it
-    sorted_parent: np.ndarray  # upper node of each arc, arcs grouped by it, largest first
-    group_first: np.ndarray  # the arc is the first (largest) of its group
-    group_total: np.ndarray  # per node: width of all basins merging there
-    before: np.ndarray  # width of the basins left of each arc within its group
-
-
-def _side_by_side_layout(tree: MergeTree, subtree_size: np.ndarray) -> _Layout:
-    """Basins merging at a node sit side by side, largest first, centred under the band above.
-
-    Offsets within each group are computed vectorised; centres are then resolved top-down
-    (arcs in reverse id order: parents before children), each relative to its parent band.
-    """
-    n_arcs = tree.n_arcs
-    by_parent = np.lexsort((np.arange(n_arcs), -subtree_size, tree.arc_parent))
-    sorted_parent = tree.arc_parent[by_parent]
-    cumulative = np.cumsum(subtree_size[by_parent])
-    group_first = np.ones(n_arcs, dtype=bool)
-    group_first[1:] = sorted_parent[1:] != sorted_parent[:-1]
-    group_start = np.maximum.accumulate(np.where(group_first, np.arange(n_arcs), 0))
-    before = (
-        cumulative - subtree_size[by_parent] - (cumulative - subtree_size[by_parent])[group_start]
-    )
-    group_total = np.zeros(tree.n_nodes, dtype=np.int64)
-    np.add.at(group_total, tree.arc_parent, subtree_size)
-    offset = np.empty(n_arcs, dtype=np.float64)
-    offset[by_parent] = before + subtree_size[by_parent] / 2 - group_total[sorted_parent] / 2
-    node_centre = [0.0] * tree.n_nodes
-    node_centre[tree.root] = tree.n_vertices / 2
-    centre_list = [0.0] * n_arcs
-    offset_list, child_list, parent_list = (
-        offset.tolist(),
-        tree.arc_child.tolist(),
-        tree.arc_parent.tolist(),
-    )
-    for arc in range(n_arcs - 1, -1, -1):  # parents before children
-        centre_list[arc] = node_centre[parent_list[arc]] + offset_list[arc]
-        node_centre[child_list[arc]] = centre_list[arc]
-    return _Layout(
-        centre=np.array(centre_list, dtype=np.float64),
-        node_centre=np.array(node_centre),
-        sorted_parent=sorted_parent,
-        group_first=group_first,
-        group_total=group_total,
-        before=before,
-    )
-
-
 def _markers(
-    tree: MergeTree, layout: _Layout, lower: np.ndarray, node_height: np.ndarray
+    tree: MergeTree, layout: Layout, lower: np.ndarray, node_height: np.ndarray
 ) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
     """(minima, saddles) as sorted (node, x, y): a minimum at the bottom centre of its band, a
     saddle at every junction between basins merging side by side (so a multi-saddle shows at
