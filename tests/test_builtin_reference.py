@@ -1,11 +1,11 @@
 """The redesign (problem declarations, run layout, stage protocol, named landscapes) changed no
 number of the built-in problems: checkpoint hashes, Hessian eigenvalues and trace, landscapes
 and topology metrics equal the values recorded with the code before it (commit f289121,
-tests/data/builtin_reference.json)."""
+tests/data/builtin_reference.json); the landscapes to float32 rounding since the evaluator sums
+element by element (issue 16), bit for bit before."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -48,11 +48,19 @@ def test_outputs_equal_the_values_recorded_before_the_redesign(case, tmp_path):
                      eigenvectors_path=tmp_path / "eigenvectors.pt", run=run)
     loss = read_landscape(landscape_dir / LANDSCAPE).loss
     assert list(loss.shape) == reference["landscape_shape"]
-    assert hashlib.sha256(np.ascontiguousarray(loss).tobytes()).hexdigest() == reference["landscape_sha256"]
+    # The landscape evaluator now mixes theta + sum_i c_i d_i element by element (a point has the
+    # same bits in any batch) where the recorded code used one matmul: float32 rounding differs
+    # in the last bits, so the values compare to 1e-6 and the counts exactly, not the file's hash.
+    np.testing.assert_allclose(loss.ravel(), np.asarray(reference["landscape"]).ravel(), rtol=1e-6)
     topology = topology_of_landscape_file(landscape_dir / LANDSCAPE, landscape_dir,
                                           **reference["topology_settings"])
     recorded_metrics = reference["topology_metrics"]
-    assert {key: topology["metrics"][key] for key in recorded_metrics} == recorded_metrics
+    computed = {key: topology["metrics"][key] for key in recorded_metrics}
+    for key, value in recorded_metrics.items():
+        if isinstance(value, int):
+            assert computed[key] == value, key
+        else:
+            assert computed[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     # metrics added after the reference was recorded (SMAD), not numbers that changed
     assert set(topology["metrics"]) - set(recorded_metrics) == {"smad", "smad_normalized",
                                                                 "smad_weighted"}
