@@ -378,23 +378,30 @@ def _stored_directions(path: Path) -> list[np.ndarray]:
         return [handle["directions"][f"d{i}"][()] for i in range(len(handle["directions"]))]
 
 
-def test_scattered_landscapes_resume_and_share_ranks_bit_identically(pinn_checkpoint, tmp_path,
-                                                                   monkeypatch):
-    settings = {**SCATTERED, "n_samples": 600, "method": "loop", "chunk_size": 1}
-    reference = tmp_path / "reference.h5"
-    sample_landscape(pinn_checkpoint, reference, settings)
-    calls, original = [0], PointEvaluator.__call__
+def interrupt_after(monkeypatch, calls: int, run) -> None:
+    """Run `run` with PointEvaluator interrupted (KeyboardInterrupt) after `calls` calls, as a
+    killed job is; the evaluator is restored afterwards."""
+    count, original = [0], PointEvaluator.__call__
 
-    def failing(self, *args, **kwargs):  # an interruption after 200 of the 600 work units
-        calls[0] += 1
-        if calls[0] > 200:
+    def failing(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] > calls:
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(PointEvaluator, "__call__", failing)
     with pytest.raises(KeyboardInterrupt):
-        sample_landscape(pinn_checkpoint, tmp_path / "resumed.h5", settings)
+        run()
     monkeypatch.setattr(PointEvaluator, "__call__", original)
+
+def test_scattered_landscapes_resume_and_share_ranks_bit_identically(pinn_checkpoint, tmp_path,
+                                                                   monkeypatch):
+    settings = {**SCATTERED, "n_samples": 600, "method": "loop", "chunk_size": 1}
+    reference = tmp_path / "reference.h5"
+    sample_landscape(pinn_checkpoint, reference, settings)
+    # an interruption after 200 of the 600 work units
+    interrupt_after(monkeypatch, 200, lambda: sample_landscape(pinn_checkpoint,
+                                                              tmp_path / "resumed.h5", settings))
     result = sample_landscape(pinn_checkpoint, tmp_path / "resumed.h5", settings)
     assert result["points_computed"] == 600 - 200  # one sample per unit below 1,000 samples
     assert (tmp_path / "resumed.h5").read_bytes() == reference.read_bytes()
@@ -550,18 +557,9 @@ def test_an_interrupted_auto_landscape_resumes_without_recomputing_its_probe(
     from toposweep.evaluation import units_of
 
     settings = {**SETTINGS, "resolution": 31, "method": "auto", "chunk_size": None}
-    calls, original = [0], PointEvaluator.__call__
-
-    def failing(self, *args, **kwargs):  # one call per work unit: stop after four units
-        calls[0] += 1
-        if calls[0] > 4:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(PointEvaluator, "__call__", failing)
-    with pytest.raises(KeyboardInterrupt):
-        sample_landscape(pinn_checkpoint, tmp_path / "auto.h5", settings)
-    monkeypatch.setattr(PointEvaluator, "__call__", original)
+    # one call per work unit: stop after four units
+    interrupt_after(monkeypatch, 4, lambda: sample_landscape(pinn_checkpoint, tmp_path / "auto.h5",
+                                                            settings))
     result = sample_landscape(pinn_checkpoint, tmp_path / "auto.h5", settings)
     assert result["points_computed"] == 961 - (8 + 8 + 16 + 32)  # the probe's first four units
     stored = read_landscape(tmp_path / "auto.h5")
