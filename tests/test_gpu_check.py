@@ -73,8 +73,8 @@ def test_bad_arguments_and_no_cuda_stop_with_a_reason(tmp_path):
 
 
 def test_a_landscape_benchmark_with_device_is_run_and_its_rates_reported(tmp_path, monkeypatch):
-    """The step as it will run once benchmarks/landscape_bench.py takes --device (a stand-in
-    here, writing the benchmark's kind of JSON)."""
+    """The step with a stand-in benchmark (writing the benchmark's kind of JSON): it passes the
+    device and the models (the PINN alone in CPU mode), and skips a benchmark without --device."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import gpu_check
 
@@ -84,6 +84,7 @@ def test_a_landscape_benchmark_with_device_is_run_and_its_rates_reported(tmp_pat
         "import argparse, json\n"
         "p = argparse.ArgumentParser(); p.add_argument('--quick', action='store_true')\n"
         "p.add_argument('--device', choices=['cpu', 'cuda']); p.add_argument('--output')\n"
+        "p.add_argument('--models')\n"
         "a = p.parse_args()\n"
         "json.dump({'device': a.device, 'results': {'pinn': {'grid': '21x21', 'loop_points_per_s': 10.0,"
         " 'ours_points_per_s': 50.0, 'speedup': 5.0, 'max_relative_difference': 1e-7}}},"
@@ -94,7 +95,7 @@ def test_a_landscape_benchmark_with_device_is_run_and_its_rates_reported(tmp_pat
                                               "limit": 60, "summary": {}})
     assert metrics["device"] == "cpu" and metrics["results.pinn.speedup"] == 5.0
     assert metrics["results.pinn.ours_points_per_s"] == 50.0 and metrics["results.pinn.grid"] == "21x21"
-    assert "--quick --device cpu --output" in (logs / "landscape_bench.log").read_text()
+    assert "--quick --device cpu --models pinn --output" in (logs / "landscape_bench.log").read_text()
     fake.write_text("import argparse; argparse.ArgumentParser().parse_args()\n")
     with pytest.raises(gpu_check.Skip, match="--device is not among its options"):
         gpu_check.step_landscape_bench({"device": "cpu", "out": tmp_path, "logs": logs,
