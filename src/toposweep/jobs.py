@@ -39,6 +39,12 @@ class LandscapeJob:
     topology_group: str
 
 
+def mpi_launcher(cluster: Mapping[str, Any], on_cluster: bool, local_launcher: str) -> str:
+    """The launcher of multi-rank landscape jobs: `cluster.mpi_launcher` on a cluster, else the
+    local one (the mpiexec beside the Python that runs Snakemake)."""
+    return cluster["mpi_launcher"] if on_cluster else local_launcher
+
+
 def landscape_job(spec: Mapping[str, Any], cluster: Mapping[str, Any], neighbours: int,
                   on_cluster: bool, local_launcher: str) -> LandscapeJob:
     """Size one landscape job from its spec (an entry of `landscapes`) and the validated
@@ -47,7 +53,7 @@ def landscape_job(spec: Mapping[str, Any], cluster: Mapping[str, Any], neighbour
     points = int(landscape_cost(dict(spec), neighbours)["points"])
     own_job = points > cluster["landscape_mpi_points"]
     ranks = cluster["landscape_ranks"] if own_job else 1
-    launcher = cluster["mpi_launcher"] if on_cluster else local_launcher
+    launcher = mpi_launcher(cluster, on_cluster, local_launcher)
     seconds = points / (cluster["landscape_points_per_second"] * ranks)
     return LandscapeJob(
         points=points,
@@ -63,11 +69,12 @@ def landscape_job(spec: Mapping[str, Any], cluster: Mapping[str, Any], neighbour
 
 
 def landscape_command(script: str, serial_script: str, tasks: int | None, mpi: str | None,
-                      local_launcher: str) -> str:
+                      launcher: str) -> str:
     """The landscape script's command for a job's `tasks` and `mpi` resources (the profile or
     --set-resources may have changed them): `<launcher> -n <tasks> <script>` for several
-    ranks, else `<serial_script> --serial` (one rank without MPI)."""
+    ranks (`launcher` where `mpi` names none), else `<serial_script> --serial` (one rank
+    without MPI)."""
     tasks = tasks or 1
     if tasks > 1:
-        return f"{mpi or local_launcher} -n {tasks} {script}"
+        return f"{mpi or launcher} -n {tasks} {script}"
     return f"{serial_script} --serial"

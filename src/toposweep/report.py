@@ -29,7 +29,7 @@ def number_text(value: Any) -> str:
         return "–"
     if isinstance(value, str):
         return value
-    if isinstance(value, (bool,)):
+    if isinstance(value, bool):
         return str(value)
     value = float(value)
     if math.isnan(value):
@@ -41,21 +41,11 @@ def number_text(value: Any) -> str:
     return f"{value:.3g}"
 
 
-def run_sort_key(table: pd.DataFrame) -> list[str]:
-    """Columns that order runs numerically: the swept settings, then the seed."""
-    return [*swept_parameters(table), "seed"]
-
-
 def sorted_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """The runs of a summary in numeric order (β 1, 5, 10, 20 rather than text order)."""
-    keys = [column for column in run_sort_key(table) if column in table.columns]
+    """The runs of a summary in numeric order (β 1, 5, 10, 20 rather than text order): by the
+    swept settings, then the seed."""
+    keys = [column for column in [*swept_parameters(table), "seed"] if column in table.columns]
     return table.sort_values(keys, kind="stable") if keys else table
-
-
-def run_words(row: Mapping[str, Any], parameters: Sequence[str]) -> str:
-    """A run in words: 'β = 10, seed 0'."""
-    point = ", ".join(f"{short_label(name)} = {number_text(row[name])}" for name in parameters)
-    return f"{point}, seed {row['seed']}" if point else f"seed {row['seed']}"
 
 
 def _rst_table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: str = "auto") -> str:

@@ -180,7 +180,7 @@ def landscape_command(wildcards, resources):
         script("sample_landscape.py"),
         resources.get("tasks"),
         resources.get("mpi"),
-        CLUSTER["mpi_launcher"] if on_cluster() else MPIEXEC,
+        jobs.mpi_launcher(CLUSTER, on_cluster(), MPIEXEC),
     )
 
 
@@ -227,9 +227,9 @@ def problem_info(wildcards):
     return json.dumps(PROBLEMS[problem].describe(), sort_keys=True)
 
 
-def run_title(wildcards):
-    """Params function: a run panel's title in words, e.g. "pinn (random2d): β = 10, seed 0"
-    (the problem's short labels for the swept settings, not the folder name beta~10)."""
+def run_words(wildcards):
+    """A run in words, e.g. "β = 10, seed 0" (the problem's short labels for the swept
+    settings, not the folder name beta~10)."""
     run = run_of(wildcards)
     labels = PROBLEMS[run.problem].short_labels
     point = ", ".join(
@@ -242,7 +242,12 @@ def run_title(wildcards):
     )
     parts = [point] if point else []
     parts.append(f"seed {wildcards.seed}")
-    return f"{wildcards.experiment} ({wildcards.landscape}): {', '.join(parts)}"
+    return ", ".join(parts)
+
+
+def run_title(wildcards):
+    """Params function: a run panel's title, e.g. "pinn (random2d): β = 10, seed 0"."""
+    return f"{wildcards.experiment} ({wildcards.landscape}): {run_words(wildcards)}"
 
 
 def run_order(experiment):
@@ -270,11 +275,10 @@ def run_panel_labels(wildcards):
     order = run_order(wildcards.experiment)
     run = run_of(wildcards)
     width = len(str(len(order)))
-    title = run_title(wildcards).split(": ", 1)[1]
     problem = PROBLEMS[run.problem].describe()
     return {
         "#": str(order[run.name]).zfill(width),
-        "run": title,
+        "run": run_words(wildcards),
         **run_numbers(run_panel_inputs(wildcards), problem),
     }
 
