@@ -5,9 +5,13 @@ of another shape, an MLP on digits and ResNet-20; quiet, and with a CPU burner (
 spinning on one core) during the measurement.
 
 The loop copies the perturbed weights into the model in place and runs the ordinary loss (for
-the PINN: module forward and torch.autograd.grad for u_x, u_t). Torch threads are pinned
-(`--threads`, default 1, as the workflow's jobs); every time is the median of `--repeats` runs,
-the methods interleaved. The machine's load (os.getloadavg) is recorded before each condition.
+the PINN: module forward and torch.autograd.grad for u_x, u_t). The process is set up as every
+workflow job (toposweep.stage.configure_process): torch threads pinned (`--threads`, default 1),
+glibc's allocator keeping freed memory; all three ways run in it. Every time is the median of
+`--repeats` runs, the methods interleaved. The machine's load (os.getloadavg) is recorded before
+each condition. For each model the loop's time is also split by operator (torch.profiler, self
+time): an operator that costs the same per point whatever the batching (tanh, log_softmax)
+bounds what batching can gain, and the report names the largest.
 
 loss-landscapes is imported only if present, never a dependency: install it beside, e.g.
 `pip install --no-deps --target /work/venvs/loss-landscapes-3.0.6 loss-landscapes==3.0.6`, and
@@ -42,6 +46,7 @@ from toposweep.directions import flatten, random_directions  # noqa: E402
 from toposweep.io import read_json, write_json  # noqa: E402
 from toposweep.landscape import grid_axes, grid_coefficients, sample_grid  # noqa: E402
 from toposweep.layout import TrainFiles  # noqa: E402
+from toposweep.stage import configure_process  # noqa: E402
 from toposweep.training import load_trained, train_run  # noqa: E402
 
 LOSS_LANDSCAPES = os.environ.get("LOSS_LANDSCAPES_PATH", "/work/venvs/loss-landscapes-3.0.6")
@@ -180,6 +185,23 @@ def loss_landscapes_plane(ll, case: Case, steps: int) -> np.ndarray:
         case.model.load_state_dict(saved)
 
 
+def loop_profile(case: Case, directions, points: int = 32, top: int = 4) -> dict:
+    """The established loop's time per operator (self CPU time, torch.profiler) over `points`
+    points: the `top` operators' shares, and the batching bound 1 / (the largest share), which
+    holds where that operator costs the same per point in any batch (elementwise kernels)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    axes = grid_axes(2, int(points**0.5), 1.0)
+    loop_landscape(case, directions, axes)
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        loop_landscape(case, directions, axes)
+    times = {e.key: e.self_cpu_time_total for e in profiler.key_averages()}
+    total = sum(times.values())
+    shares = dict(sorted(((k, v / total) for k, v in times.items()), key=lambda kv: -kv[1])[:top])
+    return {"shares": shares, "largest": next(iter(shares)),
+            "bound_if_largest_is_per_point": 1 / next(iter(shares.values()))}
+
+
 def timed(function, device) -> tuple[float, object]:
     sync(device)
     start = time.perf_counter()
@@ -290,6 +312,9 @@ def print_table(report: dict) -> None:
                   f"{r['ours_points_per_s']:,.0f} | {'-' if ll is None else f'{ll:,.0f}'} | "
                   f"{r['speedup_over_loop']:.2f}x | {'-' if over_ll is None else f'{over_ll:.2f}x'} | "
                   f"{r['loadavg'][0]:.2f} |")
+    for name, model in report["models"].items():
+        shares = ", ".join(f"{op} {share:.0%}" for op, share in model["loop_profile"]["shares"].items())
+        print(f"{name}: the loop's time by operator: {shares}")
     for condition, g in report["goals"].items():
         print(f"goals, {condition}: PINNs >= 4x: {g['pinn_goal_met']} {[round(s, 2) for s in g['pinn_speedups']]}; "
               f"MLP >= 1.0x loss-landscapes: {g['mlp_goal_met']}; never slower than the loop: "
@@ -326,7 +351,7 @@ def main() -> None:
     parser.add_argument("--loss-landscapes", default=LOSS_LANDSCAPES, help="folder holding loss_landscapes")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)  # as every workflow job: threads, and malloc keeps freed memory
     device = torch.device(args.device)
     repeats = args.repeats or (1 if args.quick else 3)
     ll = import_loss_landscapes(args.loss_landscapes)
@@ -345,6 +370,9 @@ def main() -> None:
             report["models"][case.name] = {"description": case.description, "grid": f"{resolution}x{resolution}",
                                            "parameters": sum(p.numel() for p in case.params.values()),
                                            "conditions": {}}
+        for case, _ in cases:
+            report["models"][case.name]["loop_profile"] = loop_profile(
+                case, random_directions(case.params, 2, seed=0))
         for condition in conditions:
             burner = start_burner() if condition == "burner" else None
             try:

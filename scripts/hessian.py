@@ -7,11 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
 from toposweep.hessian import hessian_of_checkpoint
 from toposweep.layout import HessianFiles, add_file_arguments, files_from_arguments
+from toposweep.stage import configure_process
 
 
 def main() -> None:
@@ -25,7 +24,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)
     summary = hessian_of_checkpoint(args.checkpoint, files_from_arguments(args, HessianFiles),
                                     run=json.loads(args.run), train_metrics=args.train_metrics,
                                     **json.loads(args.settings))

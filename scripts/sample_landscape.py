@@ -8,11 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
 from toposweep.io import write_json
 from toposweep.landscape import SerialComm, sample_landscape
+from toposweep.stage import configure_process
 
 
 def main() -> None:
@@ -40,7 +39,7 @@ def main() -> None:
             comm = SerialComm()
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s rank {comm.rank} %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)
     result = sample_landscape(args.checkpoint, args.output, json.loads(args.settings),
                               eigenvectors_path=args.eigenvectors,
                               trajectory_path=args.trajectory, comm=comm,

@@ -6,11 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library
 from toposweep.layout import TrainFiles, add_file_arguments, files_from_arguments
 from toposweep.training import train_run
+from toposweep.stage import configure_process
 
 
 def main() -> None:
@@ -20,7 +19,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)
     train_run(json.loads(args.run), files_from_arguments(args, TrainFiles))
 
 

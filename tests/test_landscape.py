@@ -490,7 +490,7 @@ def test_the_chunk_grows_past_a_tenth_of_the_grid_and_a_small_grid_takes_one_chu
 
 
 def test_the_memory_budget_caps_the_chunk():
-    from toposweep.evaluation import MemoryGauge
+    from toposweep.scheduling import MemoryGauge
 
     gauge = MemoryGauge(torch.device("cpu"), budget_mb=100.0)
     gauge.base_mb, gauge.per_point_mb, gauge.measured_chunk = 50.0, 0.5, 64
@@ -504,7 +504,7 @@ def test_the_memory_budget_caps_the_chunk():
 
 
 def test_the_scheduler_switches_over_a_window_with_hysteresis():
-    from toposweep.evaluation import LOOP, Scheduler
+    from toposweep.scheduling import LOOP, Scheduler
 
     scheduler = Scheduler(("loop", "vmap"))
     scheduler.record(LOOP, 8, 0.08, 0.01)  # probe: loop 10 ms/point
@@ -603,10 +603,22 @@ def test_the_thread_setting_is_honoured(pinn_checkpoint, tmp_path):
         assert "threads: 1" in text and "--threads {threads}" in text  # 1 per job, --set-threads
 
 
+def test_stage_processes_pin_threads_and_keep_freed_memory():
+    """Every stage script starts with configure_process: the threads asked for, and glibc's
+    allocator took the settings (a fresh interpreter: both are per process)."""
+    code = ("import torch; from toposweep.stage import configure_process; "
+            "print(configure_process(3), torch.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "3"]
+    for script in ("train", "hessian", "sample_landscape"):
+        text = (REPO / "scripts" / f"{script}.py").read_text()
+        assert "configure_process(args.threads)" in text and "set_num_threads" not in text
+
+
 def test_a_probe_misled_by_noise_is_corrected_during_the_sweep():
     """The probe saw vmap slower than the loop (noise), but vmap at larger chunks is 3x faster:
     exploring the best vmap chunk and its double in the sweep finds it and switches."""
-    from toposweep.evaluation import LOOP, Scheduler
+    from toposweep.scheduling import LOOP, Scheduler
 
     scheduler = Scheduler(("loop", "vmap"))
     scheduler.next(0, 8, 10**6)

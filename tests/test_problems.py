@@ -61,6 +61,34 @@ def test_pinn_residual_vanishes_for_the_exact_solution():
     assert torch.allclose(residual, 7.0 * torch.cos(points[:, :1]), atol=1e-5)
 
 
+def test_pinn_residual_equals_the_forward_mode_directional_derivative():
+    """The reverse-mode residual (one vjp) is u's derivative along (beta, 1), as a forward-mode
+    jvp computes it (the residual before issue 16), on a network's fixed weights: alone, vmapped
+    over parameter sets (the landscape path) and differentiated (training, Hessians)."""
+    torch.manual_seed(3)
+    model = convection_mlp(3, 20)
+    points = pinn(beta=7.0).collocation_points
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def field(p):
+        return lambda xt: functional_call(model, p, (xt,))
+
+    def forward_mode(p):
+        direction = points.new_tensor([7.0, 1.0]).expand_as(points)
+        return torch.func.jvp(field(p), (points,), (direction,))[1]
+
+    reverse = convection_residual(field(params), points, 7.0)
+    torch.testing.assert_close(reverse, forward_mode(params), rtol=1e-5, atol=1e-6)
+    assert reverse.abs().max() > 0.1  # a field with a residual to compare
+    stacked = {n: torch.stack([p, 1.1 * p]) for n, p in params.items()}
+    torch.testing.assert_close(vmap(lambda p: convection_residual(field(p), points, 7.0))(stacked),
+                               vmap(forward_mode)(stacked), rtol=1e-5, atol=1e-6)
+    gradient = grad(lambda p: convection_residual(field(p), points, 7.0).square().mean())(params)
+    expected = grad(lambda p: forward_mode(p).square().mean())(params)
+    for name in params:
+        torch.testing.assert_close(gradient[name], expected[name], rtol=1e-4, atol=1e-6)
+
+
 def test_pinn_loss_terms_of_the_exact_solution():
     problem = pinn(beta=3.0)
     exact = lambda xt: torch.sin(xt[:, :1] - 3.0 * xt[:, 1:])

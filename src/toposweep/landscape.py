@@ -25,9 +25,9 @@ from . import stage
 from .schema import stage_settings
 from .directions import (Direction, TrajectoryPlane, flatten, normalize_direction, orthogonalize,
                          random_directions, trajectory_plane)
-from . import evaluation
-from .evaluation import (MAX_WORK_UNITS, METHODS, MemoryGauge, PointEvaluator,  # noqa: F401
-                         evaluate_all, fixed_units as work_units)
+from . import evaluation, scheduling
+from .evaluation import PointEvaluator, evaluate_all
+from .scheduling import MemoryGauge
 from .io import atomic_path, config_hash, file_sha256, read_json, write_json, write_landscape
 from .problems.base import LossFunction
 from .progress import ProgressLog
@@ -258,7 +258,7 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
               if key in ("checkpoint_hash", "config_hash", "eigenvectors_sha256", "trajectory_sha256")}
     key = config_hash({"settings": settings, "inputs": inputs})
     memory = MemoryGauge(plan.evaluator.device, settings["memory_budget_mb"])
-    scheduler = evaluation.make_scheduler(settings["method"], settings["chunk_size"], memory)
+    scheduler = scheduling.make_scheduler(settings["method"], settings["chunk_size"], memory)
     started = time.perf_counter()
     progress = _Progress(comm, n_points)
     store = _UnitStore(parts, progress)
@@ -272,7 +272,7 @@ def _evaluate_shared(plan: Plan, out_path: Path, settings: dict[str, Any], comm
     missing = comm.bcast(missing, root=0)
     if comm.rank == 0:
         progress.start(n_points - sum(units[i][1] - units[i][0] for i in missing) - store.points)
-    if layout.get("scheduler") and isinstance(scheduler, evaluation.Scheduler):
+    if layout.get("scheduler") and isinstance(scheduler, scheduling.Scheduler):
         scheduler.restore(layout["scheduler"])
     store.share = comm.size  # the other ranks' units alike, approximately
     evaluation.run_units(plan.evaluator, coefficients, units, missing[comm.rank :: comm.size],
@@ -368,8 +368,8 @@ def _load_or_make_layout(parts: Path, key: str, evaluator: PointEvaluator, coeff
     plan = {"key": key, **evaluation.layout(scheduler, len(coefficients), probe_end, ranks),
             "scheduler": scheduler.state()}
     log.info("evaluation: %s for %d points after the probe (units of %d; probe s/point: %s)",
-             evaluation.choice_key(scheduler.current), len(coefficients), plan["unit_size"],
-             {evaluation.choice_key(c): f"{scheduler.rate(c):.3g}" for c in getattr(scheduler, "rates", {})})
+             scheduling.choice_key(scheduler.current), len(coefficients), plan["unit_size"],
+             {scheduling.choice_key(c): f"{scheduler.rate(c):.3g}" for c in getattr(scheduler, "rates", {})})
     write_json(manifest, plan)
     return plan
 

@@ -8,6 +8,8 @@ with a `message` saying why: an unfinished upstream stage) or "failed".
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import platform
 from typing import Any
@@ -18,6 +20,32 @@ from . import __version__
 from .io import config_hash, load_checkpoint, read_json
 
 torch = lazy_loader.load("torch")
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_MAX = 32 << 20  # glibc's largest on 64-bit systems (larger values are refused)
+TRIM_THRESHOLD = 1 << 30
+
+
+def configure_process(threads: int) -> bool:
+    """What every stage process sets first: `threads` torch intra-op threads (1 per job or MPI
+    rank by default: jobs share a node's cores, and two threads on two busy cores made a PINN loss
+    10-100x slower, issue 16), and glibc's allocator told to serve blocks up to 32 MiB from its heap
+    and keep up to 1 GiB of freed heap for reuse, instead of mapping fresh memory from the system
+    for each: a vmapped chunk allocates and frees MiBs per op, and fresh pages cost a page fault
+    per 4 KiB. No effect outside glibc. Returns whether the allocator took the settings."""
+    torch.set_num_threads(threads)
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None)
+    except OSError:
+        mallopt = None
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and \
+        bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 class WrongRun(ValueError):

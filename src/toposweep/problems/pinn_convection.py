@@ -36,11 +36,13 @@ def convection_mlp(hidden_layers: int = 4, hidden_width: int = 50) -> nn.Sequent
 
 
 def convection_residual(u: FieldFunction, points: torch.Tensor, beta: float) -> torch.Tensor:
-    """f = u_t + beta u_x at `points` (rows (x, t)), as one forward-mode derivative of u along
-    (beta, 1): exact, and composable with grad, vmap and HVPs (unlike nested autograd.grad)."""
-    direction = points.new_tensor([beta, 1.0]).expand_as(points)
-    _, derivative = torch.func.jvp(u, (points,), (direction,))
-    return derivative
+    """f = u_t + beta u_x at `points` (rows (x, t)): each point's gradient of u by one reverse-mode
+    pass (torch.func.vjp, the reference's autograd.grad in composable form: it nests in grad,
+    vmap and HVPs), dotted with (beta, 1). Exact for any u whose rows do not interact (an MLP);
+    1.5-1.7x faster per training step than a forward-mode jvp on this CPU (issue 16)."""
+    values, pull_back = torch.func.vjp(u, points)
+    (gradient,) = pull_back(torch.ones_like(values))
+    return beta * gradient[:, :1] + gradient[:, 1:]
 
 
 def exact_solution(x: np.ndarray, t: np.ndarray, beta: float) -> np.ndarray:
