@@ -39,7 +39,7 @@ def convection_residual(u: FieldFunction, points: torch.Tensor, beta: float) -> 
     """f = u_t + beta u_x at `points` (rows (x, t)): each point's gradient of u by one reverse-mode
     pass (torch.func.vjp, the reference's autograd.grad in composable form: it nests in grad,
     vmap and HVPs), dotted with (beta, 1). Exact for any u whose rows do not interact (an MLP);
-    1.5-1.7x faster per training step than a forward-mode jvp on this CPU (issue 16)."""
+    1.5x faster per training step than a forward-mode jvp (issue 16, benchmarks/pinn_residual_bench.py)."""
     values, pull_back = torch.func.vjp(u, points)
     (gradient,) = pull_back(torch.ones_like(values))
     return beta * gradient[:, :1] + gradient[:, 1:]
