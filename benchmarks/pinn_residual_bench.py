@@ -36,15 +36,13 @@ def forward_mode_residual(u, points: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.func.jvp(u, (points,), (direction,))[1]
 
 
-def median_ms(function, calls: int, repeats: int) -> list[float]:
+def ms_per_call(function, calls: int = 20) -> float:
+    """Milliseconds per call over `calls` calls, after one untimed call."""
     function()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        out.append((time.perf_counter() - start) / calls * 1e3)
-    return out
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - start) / calls * 1e3
 
 
 def measure(settings: dict, repeats: int) -> dict:
@@ -67,8 +65,8 @@ def measure(settings: dict, repeats: int) -> dict:
         for name, residual in (("reverse", reverse), ("forward", forward_mode_residual)):
             pinn_convection.convection_residual = residual
             try:
-                times.setdefault(f"{name}_step_ms", []).extend(median_ms(training_step, 20, 1))
-                times.setdefault(f"{name}_loss_ms", []).extend(median_ms(evaluation, 20, 1))
+                times.setdefault(f"{name}_step_ms", []).append(ms_per_call(training_step))
+                times.setdefault(f"{name}_loss_ms", []).append(ms_per_call(evaluation))
             finally:
                 pinn_convection.convection_residual = reverse
     out = {key: statistics.median(values) for key, values in times.items()}

@@ -39,7 +39,6 @@ def aligned_chunk(begin: int, end: int, n_points: int, want: int) -> int:
     return max(chunk, 1)
 
 
-
 # --- memory -----------------------------------------------------------------------------------
 def _status_mb(field: str) -> float | None:
     """A memory line of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is none."""
@@ -275,6 +274,7 @@ class FixedChoice:
 
     def state(self) -> dict[str, Any]:
         return {"current": list(self.current)}
+
 
 def make_scheduler(method: str, chunk_size: int | None, memory: MemoryGauge | None):
     """FixedChoice for `loop` or vmap with a chunk, else an adaptive Scheduler (auto: both

@@ -36,13 +36,9 @@ def configure_process(threads: int) -> bool:
     for each: a vmapped chunk allocates and frees MiBs per op, and fresh pages cost a page fault
     per 4 KiB. No effect outside glibc. Returns whether the allocator took the settings."""
     torch.set_num_threads(threads)
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None)
-    except OSError:
-        mallopt = None
-    if mallopt is None:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError):  # no C library found, or one without mallopt
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and \
         bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
